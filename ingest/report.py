@@ -1,0 +1,67 @@
+"""What a batch did, per file and per stage; shown by the CLI, stored in the ledger."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+Outcome = Literal["ok", "skipped", "failed", "removed"]
+
+
+@dataclass(frozen=True)
+class FileResult:
+    source: str
+    outcome: Outcome
+    reason: str | None = None
+    chunks: int = 0
+    seconds: float = 0.0
+
+
+@dataclass
+class IngestReport:
+    collection: str
+    run_id: int
+    files: list[FileResult] = field(default_factory=list)
+    stage_seconds: Counter[str] = field(default_factory=Counter)
+    chunks_added: int = 0
+    tokens_embedded: int = 0
+    texts_embedded: int = 0
+    index_rebuilt: bool = False
+    seconds: float = 0.0
+
+    def count(self, outcome: Outcome) -> int:
+        return sum(1 for f in self.files if f.outcome == outcome)
+
+    @property
+    def failed(self) -> list[FileResult]:
+        return [f for f in self.files if f.outcome == "failed"]
+
+    def summary(self) -> dict[str, int]:
+        return {o: self.count(o) for o in ("ok", "skipped", "failed", "removed")}
+
+
+class Progress(Protocol):
+    """Receives progress events; the CLI draws bars, tests and libraries pass None."""
+
+    def start(self, total: int) -> None: ...
+
+    def file_done(self, result: FileResult) -> None: ...
+
+    def embedded(self, texts: int, tokens: int, seconds: float) -> None: ...
+
+    def stage(self, name: str) -> None: ...
+
+
+class NullProgress:
+    def start(self, total: int) -> None:
+        pass
+
+    def file_done(self, result: FileResult) -> None:
+        pass
+
+    def embedded(self, texts: int, tokens: int, seconds: float) -> None:
+        pass
+
+    def stage(self, name: str) -> None:
+        pass

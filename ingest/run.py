@@ -1,0 +1,190 @@
+"""One ingestion batch: hash, skip or replace, chunk, embed, write, index.
+
+Files are processed in groups of `ingest.batch_files`; each group is one
+ledger transaction, so a crash loses at most the group in flight and the
+next run redoes just that. Bad files become a `failed` row with the reason;
+they never stop the run or touch what is already ingested.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from rag.config import Settings
+from rag.errors import LoaderError, RagError
+from rag.store.ledger import IngestFile, IngestRun
+from rag.store.local import DocumentWrite, LocalStore, text_hash
+from rag.types import SourceText
+
+from ingest.chunking import Chunker
+from ingest.report import FileResult, IngestReport, NullProgress, Progress
+from ingest.sources import Item, TextItem, discover, under_roots
+
+
+class LocalIngestor:
+    """Runs batches in this process. `rag.RAG.ingest` reaches it through the registry.
+
+    Example:
+        >>> ing = LocalIngestor(settings, embedder, store)
+        >>> report = ing.ingest_paths(["docs/"], collection="handbook")
+        >>> report.summary()
+        {'ok': 12, 'skipped': 0, 'failed': 1, 'removed': 0}
+    """
+
+    def __init__(self, settings: Settings, embedder: Any, store: LocalStore) -> None:
+        self.settings = settings
+        self.embedder = embedder
+        self.store = store
+        self.chunker = Chunker(settings.chunking, embedder)
+
+    def ingest_paths(self, paths: Iterable[str | Path], *, collection: str, glob: str | None = None,
+                     prune: bool = False, force: bool = False, progress: Progress | None = None) -> IngestReport:
+        files, roots = discover(paths, glob)
+        return self._run(files, collection, prune_roots=roots if prune else None, force=force,
+                         progress=progress or NullProgress())
+
+    def ingest_texts(self, docs: Iterable[SourceText], *, collection: str, force: bool = False,
+                     progress: Progress | None = None) -> IngestReport:
+        return self._run([TextItem(d) for d in docs], collection, prune_roots=None, force=force,
+                         progress=progress or NullProgress())
+
+    def _run(self, items: Sequence[Item], collection: str, *, prune_roots: list[Path] | None,
+             force: bool, progress: Progress) -> IngestReport:
+        t0 = time.perf_counter()
+        coll = self.store.collection(collection, create=True)
+        self.store.check_embedder(coll)
+        with self.store.sessions.begin() as s:
+            run = IngestRun(collection_id=coll.id, engine="local", status="running")
+            s.add(run)
+            s.flush()
+            run_id = run.id
+        report = IngestReport(collection=collection, run_id=run_id)
+        try:
+            self._process(items, coll, report, prune_roots, force, progress)
+            rev = self.store.revision(coll)
+            from rag.store.index import read_manifest
+
+            manifest = read_manifest(self.settings.index_root / collection)
+            if manifest is None or int(manifest["ledger_revision"]) != rev:
+                progress.stage("index")
+                ts = time.perf_counter()
+                self.store.rebuild_index(collection)
+                report.stage_seconds["index"] += time.perf_counter() - ts
+                report.index_rebuilt = True
+            status, error = "ok", None
+        except BaseException as exc:
+            status, error = "failed", f"{type(exc).__name__}: {exc}"
+            raise
+        finally:
+            report.seconds = time.perf_counter() - t0
+            self._finish_run(run_id, report, status, error)
+        return report
+
+    def _process(self, items: Sequence[Item], coll: Any, report: IngestReport,
+                 prune_roots: list[Path] | None, force: bool, progress: Progress) -> None:
+        known = self.store.document_hashes(coll)
+        progress.start(len(items))
+        max_bytes = int(self.settings.ingest.max_file_mb * 1024 * 1024)
+        todo: list[tuple[Item, str, int]] = []
+        for item in items:
+            try:
+                size = item.size()
+                chash = item.content_hash()
+            except OSError as exc:
+                self._emit(report, progress, FileResult(item.source, "failed", f"cannot read: {exc}"))
+                continue
+            if not force and known.get(item.source) == chash:
+                self._emit(report, progress, FileResult(item.source, "skipped", "unchanged"))
+            else:
+                todo.append((item, chash, size))
+        step = self.settings.ingest.batch_files
+        for i in range(0, len(todo), step):
+            self._batch(todo[i:i + step], coll, report, progress, max_bytes)
+        if prune_roots is not None:
+            seen = {i.source for i in items}
+            gone = [s for s in known if s not in seen and under_roots(s, prune_roots)
+                    and not Path(s).exists()]
+            if gone:
+                ts = time.perf_counter()
+                self.store.write_batch(coll, [], removed=gone)
+                report.stage_seconds["ledger"] += time.perf_counter() - ts
+                for src in gone:
+                    self._emit(report, progress, FileResult(src, "removed", "file no longer exists"))
+
+    def _batch(self, group: list[tuple[Item, str, int]], coll: Any, report: IngestReport,
+               progress: Progress, max_bytes: int) -> None:
+        writes: list[DocumentWrite] = []
+        failed: list[tuple[str, str, str, int]] = []
+        timing: dict[str, float] = {}
+        for item, chash, size in group:
+            ts = time.perf_counter()
+            try:
+                parsed = item.load(max_bytes)
+                tl = time.perf_counter()
+                chunks = self.chunker.chunk(parsed)
+                if not chunks:
+                    raise LoaderError(item.source, "no text to index after chunking")
+            except LoaderError as exc:
+                failed.append((item.source, chash, exc.reason, size))
+                timing[item.source] = time.perf_counter() - ts
+                continue
+            except RagError as exc:
+                failed.append((item.source, chash, str(exc), size))
+                continue
+            report.stage_seconds["load"] += tl - ts
+            report.stage_seconds["chunk"] += time.perf_counter() - tl
+            timing[item.source] = time.perf_counter() - ts
+            writes.append(DocumentWrite(source=item.source, content_hash=chash, media_type=parsed.media_type,
+                                        size_bytes=size, title=parsed.title, metadata=parsed.metadata,
+                                        chunks=chunks))
+        self._embed(writes, report, progress)
+        ts = time.perf_counter()
+        self.store.write_batch(coll, writes, failed=failed)
+        report.stage_seconds["ledger"] += time.perf_counter() - ts
+        for w in writes:
+            report.chunks_added += len(w.chunks)
+            self._emit(report, progress, FileResult(w.source, "ok", None, len(w.chunks), timing[w.source]))
+        for src, _h, reason, _s in failed:
+            self._emit(report, progress, FileResult(src, "failed", reason, 0, timing.get(src, 0.0)))
+
+    def _embed(self, writes: list[DocumentWrite], report: IngestReport, progress: Progress) -> None:
+        """Embed only texts the cache does not hold, all of the batch in one call."""
+        hashes = {text_hash(c.text): c for w in writes for c in w.chunks}
+        cached = self.store.cached_vectors(hashes)
+        todo = [h for h in hashes if h not in cached]
+        if todo:
+            ts = time.perf_counter()
+            vecs = self.embedder.encode([hashes[h].text for h in todo])
+            secs = time.perf_counter() - ts
+            tokens = sum(hashes[h].token_count for h in todo)
+            report.stage_seconds["embed"] += secs
+            report.texts_embedded += len(todo)
+            report.tokens_embedded += tokens
+            progress.embedded(len(todo), tokens, secs)
+            fresh = dict(zip(todo, vecs, strict=True))
+            for w in writes:
+                w.vectors = {h: fresh[h] for h in (text_hash(c.text) for c in w.chunks) if h in fresh}
+
+    @staticmethod
+    def _emit(report: IngestReport, progress: Progress, result: FileResult) -> None:
+        report.files.append(result)
+        progress.file_done(result)
+
+    def _finish_run(self, run_id: int, report: IngestReport, status: str, error: str | None) -> None:
+        with self.store.sessions.begin() as s:
+            run = s.get(IngestRun, run_id)
+            if run is None:
+                return
+            run.status, run.error = status, error
+            run.files_ok, run.files_skipped = report.count("ok"), report.count("skipped")
+            run.files_failed, run.files_removed = report.count("failed"), report.count("removed")
+            run.chunks_added = report.chunks_added
+            run.finished_at = datetime.now(timezone.utc)
+            s.add_all(IngestFile(run_id=run_id, source_uri=f.source, outcome=f.outcome, reason=f.reason,
+                                 chunks=f.chunks, seconds=f.seconds) for f in report.files)
+
+

@@ -1,0 +1,13 @@
+"""rag: put your own documents behind a question-answering system you can trust.
+
+The stable public API is `RAG` and the types re-exported here.
+"""
+
+from rag.api import RAG, CollectionInfo
+from rag.config import Settings
+from rag.errors import RagError
+from rag.filters import Filters
+from rag.types import Hit, ParsedDocument, SourceText
+
+__all__ = ["RAG", "CollectionInfo", "Filters", "Hit", "ParsedDocument", "RagError", "Settings", "SourceText"]
+__version__ = "0.1.0"

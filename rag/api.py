@@ -1,0 +1,114 @@
+"""The public Python API: the one object a product embeds.
+
+Example:
+    >>> from rag import RAG
+    >>> rag = RAG.open(".rag")
+    >>> rag.ingest(["docs/"], collection="handbook").summary()
+    {'ok': 12, 'skipped': 0, 'failed': 0, 'removed': 0}
+    >>> for hit in rag.search("how are citations checked?", collection="handbook", k=3):
+    ...     print(hit.source, hit.page, hit.score)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rag import registry
+from rag.config import Settings
+from rag.embed import make_embedder
+from rag.filters import Filters
+from rag.retrieve import RetrievalRequest, retrieve
+from rag.store.local import LocalStore
+from rag.types import Hit, SourceText
+
+
+@dataclass(frozen=True)
+class CollectionInfo:
+    name: str
+    documents: int
+    failed: int
+    chunks: int
+    revision: int
+    embedder_id: str | None
+
+
+class RAG:
+    """Ingest, search and (later) ask over collections in one data home.
+
+    Heavy parts (the embedding model, index files) load on first use, so
+    `RAG.open` is cheap.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        settings.apply_offline()
+        self.settings = settings
+        self.embedder = make_embedder(settings.embedder)
+        self._store: LocalStore | None = None
+
+    @classmethod
+    def open(cls, home: str | Path | None = None, *, settings: Settings | None = None, **overrides: Any) -> RAG:
+        """Open (creating if needed) a data home; `overrides` are Settings fields."""
+        if settings is None:
+            settings = Settings(**({"home": Path(home)} if home is not None else {}), **overrides)
+        elif home is not None:
+            settings = settings.model_copy(update={"home": Path(home)})
+        return cls(settings)
+
+    @property
+    def store(self) -> LocalStore:
+        if self._store is None:
+            self._store = LocalStore(self.settings, embedder_id=self.embedder.model_id, dim=self.embedder.dim)
+        return self._store
+
+    def _ingestor(self, engine: str = "local") -> Any:
+        return registry.create("ingestor", engine, self.settings, self.embedder, self.store)
+
+    def ingest(self, paths: str | Path | Iterable[str | Path], *, collection: str, glob: str | None = None,
+               prune: bool = False, force: bool = False, progress: Any = None) -> Any:
+        """Load, chunk, embed and index files; unchanged files are skipped. Returns the run report."""
+        if isinstance(paths, (str, Path)):
+            paths = [paths]
+        return self._ingestor().ingest_paths(paths, collection=collection, glob=glob, prune=prune,
+                                             force=force, progress=progress)
+
+    def ingest_texts(self, docs: Iterable[SourceText], *, collection: str, force: bool = False,
+                     progress: Any = None) -> Any:
+        """Ingest already-loaded texts (a JSONL corpus, a database export)."""
+        return self._ingestor().ingest_texts(docs, collection=collection, force=force, progress=progress)
+
+    def search(self, query: str, *, collection: str, k: int | None = None, mode: str | None = None,
+               fusion: str | None = None, filters: Filters | None = None, fetch_k: int | None = None,
+               dense_weight: float | None = None) -> list[Hit]:
+        """Hybrid (default), dense or BM25 search; each hit carries every retriever's rank and score."""
+        req = RetrievalRequest.make(query, collection, self.settings.retrieval, k=k, mode=mode, fusion=fusion,
+                                    filters=filters, fetch_k=fetch_k, dense_weight=dense_weight)
+        return retrieve(req, self.store, self.embedder)
+
+    def collections(self) -> list[CollectionInfo]:
+        from sqlalchemy import func, select
+
+        from rag.store.ledger import Chunk, Collection, Document
+
+        with self.store.sessions() as s:
+            rows = s.execute(select(Collection).order_by(Collection.name)).scalars().all()
+            out = []
+            for c in rows:
+                docs = dict(s.execute(select(Document.status, func.count()).where(
+                    Document.collection_id == c.id).group_by(Document.status)).all())
+                chunks = s.scalar(select(func.count()).select_from(Chunk).where(Chunk.collection_id == c.id))
+                out.append(CollectionInfo(c.name, int(docs.get("ok", 0)), int(docs.get("failed", 0)),
+                                          int(chunks or 0), c.revision, c.embedder_id))
+        return out
+
+    def documents(self, collection: str) -> Sequence[Any]:
+        return self.store.documents(collection)
+
+    def delete_collection(self, name: str) -> None:
+        self.store.delete_collection(name)
+
+    def reindex(self, collection: str) -> dict[str, Any]:
+        """Rebuild the index from the ledger (after a crash, or to change index settings)."""
+        return self.store.rebuild_index(collection)

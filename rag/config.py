@@ -1,0 +1,144 @@
+"""The one Settings object: read once at the edge, passed down explicitly.
+
+Sources, highest first: keyword arguments, `RAG_*` environment variables
+(nested with `__`, e.g. `RAG_CHUNKING__CHUNK_TOKENS=200`), `rag.toml` in the
+working directory (or the file named by `RAG_CONFIG`), then the defaults.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+DEFAULT_EMBEDDER = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+class EmbedderSettings(BaseModel):
+    """Which model turns text into vectors, and how."""
+
+    model: str = Field(DEFAULT_EMBEDDER, description="Hub name or local path.")
+    backend: str = Field("sentence-transformers", description="Registry name of the Embedder.")
+    batch_size: int = Field(64, ge=1)
+    device: str = "cpu"
+
+
+class ChunkingSettings(BaseModel):
+    """Chunk sizes in tokens of the embedder's own tokenizer."""
+
+    chunk_tokens: int = Field(240, ge=16, description="Upper bound; also capped by the embedder.")
+    overlap_tokens: int = Field(40, ge=0)
+    min_segment_tokens: int = Field(16, ge=0, description="Smaller sections join the next one.")
+    splitter: Literal["tokens", "langchain"] = Field(
+        "tokens", description="tokens: one tokenization per section (fast, exact offsets); "
+        "langchain: RecursiveCharacterTextSplitter sized by the same tokenizer.")
+
+    @field_validator("overlap_tokens")
+    @classmethod
+    def _overlap_below_size(cls, v: int, info: object) -> int:
+        size = getattr(info, "data", {}).get("chunk_tokens", 240)
+        if v >= size:
+            raise ValueError(f"overlap_tokens={v} must be smaller than chunk_tokens={size}")
+        return v
+
+    def config_hash(self, embedder_id: str) -> str:
+        """Identifies the chunking so an index built another way is detected."""
+        blob = json.dumps({"c": self.model_dump(), "e": embedder_id, "v": 1}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+class IngestSettings(BaseModel):
+    """Limits that protect a batch from one bad file."""
+
+    max_file_mb: float = Field(50.0, gt=0)
+    batch_files: int = Field(64, ge=1, description="Files loaded and embedded per ledger transaction.")
+
+
+class IndexSettings(BaseModel):
+    """How the dense and sparse indexes are built."""
+
+    dense: Literal["flat", "hnsw"] = "flat"
+    hnsw_m: int = 32
+    hnsw_ef_search: int = 64
+    hnsw_ef_construction: int = 80
+    bm25_k1: float = 1.2
+    bm25_b: float = 0.75
+    bm25_language: str = "english"
+
+
+class RetrievalSettings(BaseModel):
+    """Defaults for `retrieve`; every call can override them."""
+
+    mode: Literal["hybrid", "dense", "bm25"] = "hybrid"
+    fusion: Literal["rrf", "convex"] = "rrf"
+    rrf_k: int = Field(60, ge=1)
+    dense_weight: float = Field(0.5, ge=0.0, le=1.0, description="Convex fusion: 1 = dense only.")
+    fetch_k: int = Field(100, ge=1, description="Candidates taken from each retriever before fusion.")
+    k: int = Field(5, ge=1)
+
+
+class Settings(BaseSettings):
+    """Everything configurable, in one place.
+
+    Example:
+        >>> s = Settings(home="/tmp/ragdata")
+        >>> s.database_url
+        'sqlite:////tmp/ragdata/rag.db'
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="RAG_",
+        env_nested_delimiter="__",
+        extra="ignore",
+        toml_file="rag.toml",
+    )
+
+    home: Path = Field(Path(".rag"), description="Data home: SQLite file and index folders.")
+    db_url: str | None = Field(None, description="SQLAlchemy URL; default SQLite in home.")
+    offline: bool = Field(True, description="Never reach a model hub (sets HF_HUB_OFFLINE=1).")
+    embedder: EmbedderSettings = EmbedderSettings()
+    chunking: ChunkingSettings = ChunkingSettings()
+    ingest: IngestSettings = IngestSettings()
+    index: IndexSettings = IndexSettings()
+    retrieval: RetrievalSettings = RetrievalSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_path = Path(os.environ.get("RAG_CONFIG", "rag.toml"))
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=toml_path)
+        return (init_settings, env_settings, toml, file_secret_settings)
+
+    @property
+    def database_url(self) -> str:
+        """The SQLAlchemy URL of the ledger."""
+        if self.db_url:
+            return self.db_url
+        return f"sqlite:///{self.home.resolve() / 'rag.db'}"
+
+    @property
+    def index_root(self) -> Path:
+        """Folder that holds one index folder per collection."""
+        return self.home.resolve() / "indexes"
+
+    def apply_offline(self) -> None:
+        """Make the Hugging Face libraries refuse network access when offline."""
+        if self.offline:
+            os.environ["HF_HUB_OFFLINE"] = "1"
+            os.environ["TRANSFORMERS_OFFLINE"] = "1"

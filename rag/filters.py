@@ -1,0 +1,66 @@
+"""Metadata filters, resolved to the set of chunk ids allowed *before* scoring.
+
+Filtering after retrieval cuts a top-100 down to a handful and loses recall;
+resolving the filter to ids first lets both retrievers search only inside it.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Filters:
+    """All given conditions must hold (AND); within a list any value may match (OR).
+
+    Example:
+        >>> Filters(source_glob="*/handbook/*.md", tags=("hr",), modified_after=datetime(2024, 1, 1))
+    """
+
+    source_glob: str | None = None
+    media_types: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    document_ids: tuple[int, ...] = ()
+    modified_after: datetime | None = None
+    modified_before: datetime | None = None
+    metadata: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def empty(self) -> bool:
+        return self == Filters()
+
+    def match_document(self, source: str, media_type: str, meta: dict[str, Any], updated: datetime) -> bool:
+        """Whether one document passes; used by the embedded store over ledger rows."""
+        if self.source_glob and not fnmatch.fnmatch(source, self.source_glob):
+            return False
+        if self.media_types and media_type not in self.media_types:
+            return False
+        if self.tags:
+            doc_tags = meta.get("tags") or []
+            doc_tags = [doc_tags] if isinstance(doc_tags, str) else list(doc_tags)
+            if not set(self.tags) & set(doc_tags):
+                return False
+        when = _aware(meta.get("modified")) or _aware(updated)
+        if self.modified_after and when is not None and when < _aware(self.modified_after):  # type: ignore[operator]
+            return False
+        if self.modified_before and when is not None and when > _aware(self.modified_before):  # type: ignore[operator]
+            return False
+        return all(meta.get(key) == value for key, value in self.metadata)
+
+
+def _aware(value: Any) -> datetime | None:
+    from datetime import timezone
+
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    return None

@@ -1,0 +1,77 @@
+"""retrieve(): over-fetch from each retriever inside the filter, fuse, attach text last."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from rag import fusion
+from rag.config import RetrievalSettings
+from rag.errors import ConfigError
+from rag.filters import Filters
+from rag.types import Hit
+
+Mode = Literal["hybrid", "dense", "bm25"]
+
+
+@dataclass(frozen=True)
+class RetrievalRequest:
+    """One query's knobs; unset fields take the Settings defaults."""
+
+    query: str
+    collection: str
+    k: int
+    mode: Mode
+    fusion: Literal["rrf", "convex"]
+    fetch_k: int
+    rrf_k: int
+    dense_weight: float
+    filters: Filters | None = None
+
+    @classmethod
+    def make(cls, query: str, collection: str, cfg: RetrievalSettings, **overrides: Any) -> RetrievalRequest:
+        fields = {"k": cfg.k, "mode": cfg.mode, "fusion": cfg.fusion, "fetch_k": cfg.fetch_k,
+                  "rrf_k": cfg.rrf_k, "dense_weight": cfg.dense_weight, "filters": None}
+        fields.update({key: v for key, v in overrides.items() if v is not None})
+        if fields["mode"] not in ("hybrid", "dense", "bm25"):
+            raise ConfigError(f"mode {fields['mode']!r} is not one of hybrid, dense, bm25")
+        if fields["fusion"] not in ("rrf", "convex"):
+            raise ConfigError(f"fusion {fields['fusion']!r} is not one of rrf, convex")
+        if not query.strip():
+            raise ConfigError("the query is empty")
+        return cls(query=query, collection=collection, **fields)
+
+
+def run_retrievers(req: RetrievalRequest, index: Any, embedder: Any,
+                   allowed: np.ndarray | None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Each retriever's own top `fetch_k` (ids, scores) inside the allowed set."""
+    fetch = max(req.fetch_k, req.k)
+    runs: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    if req.mode in ("hybrid", "dense"):
+        runs["dense"] = index.dense.search(embedder.encode_query(req.query), fetch, allowed)
+    if req.mode in ("hybrid", "bm25"):
+        runs["bm25"] = index.sparse.search(req.query, fetch, allowed)
+    return runs
+
+
+def fuse(req: RetrievalRequest, runs: dict[str, tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    if len(runs) == 1:
+        return next(iter(runs.values()))
+    if req.fusion == "convex":
+        return fusion.convex(runs, {"dense": req.dense_weight, "bm25": 1.0 - req.dense_weight})
+    return fusion.rrf(runs, k=req.rrf_k)
+
+
+def retrieve(req: RetrievalRequest, store: Any, embedder: Any, *, depth: int | None = None) -> list[Hit]:
+    """Top `depth or k` hits with every retriever's rank and score on each."""
+    index = store.index(req.collection)
+    allowed = store.allowed_chunk_ids(req.collection, req.filters)
+    runs = run_retrievers(req, index, embedder, allowed)
+    ids, scores = fuse(req, runs)
+    n = depth or req.k
+    ids, scores = ids[:n], scores[:n]
+    ranks = {name: {int(c): r + 1 for r, c in enumerate(rids)} for name, (rids, _s) in runs.items()}
+    raw = {name: {int(c): float(v) for c, v in zip(rids, rs, strict=True)} for name, (rids, rs) in runs.items()}
+    return store.hits(ids.tolist(), scores.tolist(), ranks, raw)

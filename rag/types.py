@@ -1,0 +1,86 @@
+"""Plain data passed between the steps. No I/O here.
+
+The flow is `ParsedDocument` (a loader's output) -> `ChunkDraft` (the
+chunker's output) -> ledger rows -> `Hit` (a retrieval result).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A structural span of a document's text: one page, one section, one slide.
+
+    `start`/`end` are character offsets into `ParsedDocument.text`. Chunks
+    never cross a segment boundary, so every chunk has one page and one
+    heading path.
+    """
+
+    start: int
+    end: int
+    page: int | None = None
+    heading_path: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ParsedDocument:
+    """A loaded document: its full text and the structure inside it."""
+
+    source: str
+    media_type: str
+    text: str
+    segments: tuple[Segment, ...]
+    title: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ChunkDraft:
+    """A chunk before it has a ledger id."""
+
+    ordinal: int
+    text: str
+    char_start: int
+    char_end: int
+    token_count: int
+    page: int | None = None
+    heading_path: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SourceText:
+    """Text that arrives already loaded (a JSONL corpus, a LangChain Document)."""
+
+    source: str
+    text: str
+    title: str | None = None
+    media_type: str = "text/plain"
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One retrieved chunk, with everything a citation or a debugging user needs.
+
+    `ranks`/`scores` hold each retriever's own 1-based rank and raw score
+    (`{"dense": ..., "bm25": ...}`); a retriever that did not return the chunk
+    is absent from the dict.
+    """
+
+    chunk_id: int
+    score: float
+    text: str
+    document_id: int
+    source: str
+    title: str | None
+    page: int | None
+    heading_path: tuple[str, ...]
+    char_start: int
+    char_end: int
+    media_type: str
+    ranks: dict[str, int] = field(default_factory=dict)
+    scores: dict[str, float] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
