@@ -42,20 +42,24 @@ class RAG:
     `RAG.open` is cheap.
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, embedder: Any = None) -> None:
         settings.apply_offline()
         self.settings = settings
-        self.embedder = make_embedder(settings.embedder)
+        self.embedder = embedder if embedder is not None else make_embedder(settings.embedder)
         self._store: LocalStore | None = None
 
     @classmethod
-    def open(cls, home: str | Path | None = None, *, settings: Settings | None = None, **overrides: Any) -> RAG:
-        """Open (creating if needed) a data home; `overrides` are Settings fields."""
+    def open(cls, home: str | Path | None = None, *, settings: Settings | None = None,
+             embedder: Any = None, **overrides: Any) -> RAG:
+        """Open (creating if needed) a data home; `overrides` are Settings fields.
+
+        Pass an already-loaded `embedder` to share one model between several homes.
+        """
         if settings is None:
             settings = Settings(**({"home": Path(home)} if home is not None else {}), **overrides)
         elif home is not None:
             settings = settings.model_copy(update={"home": Path(home)})
-        return cls(settings)
+        return cls(settings, embedder=embedder)
 
     @property
     def store(self) -> LocalStore:

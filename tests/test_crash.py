@@ -1,0 +1,112 @@
+"""A SIGKILL at any point leaves ledger and index agreeing after the next run."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sqlalchemy import func, select
+
+from rag import RAG, SourceText
+from rag.config import IngestSettings, Settings
+from rag.store.ledger import Chunk, Document
+
+N_DOCS = 40
+
+
+def corpus() -> list[SourceText]:
+    words = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda".split()
+    return [SourceText(source=f"doc-{i:03d}", title=f"Doc {i}",
+                       text=" ".join(f"{words[(i * j) % len(words)]}{j % 7}" for j in range(120 + i)))
+            for i in range(N_DOCS)]
+
+
+SCRIPT = textwrap.dedent("""
+    import os, signal, sys
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    sys.path.insert(0, {tests!r})
+    from test_crash import corpus
+    from rag import RAG
+    from rag.config import IngestSettings, Settings
+    import rag.store.index as idx
+
+    if {kill_in_swap!r}:
+        real_replace = idx.os.replace
+        def replace_then_die(src, dst):
+            os.kill(os.getpid(), signal.SIGKILL)  # dies before CURRENT points at the new version
+        idx.os.replace = replace_then_die
+    rag = RAG.open(settings=Settings(home={home!r}, ingest=IngestSettings(batch_files=4)))
+    rag.ingest_texts(corpus(), collection="c")
+""")
+
+
+def docs_in_db(db: Path) -> int:
+    if not db.exists():
+        return 0
+    try:
+        with sqlite3.connect(db, timeout=1) as conn:
+            return int(conn.execute("select count(*) from documents").fetchone()[0])
+    except sqlite3.Error:
+        return 0
+
+
+def run_and_kill(home: Path, *, kill_in_swap: bool) -> int:
+    code = SCRIPT.format(tests=str(Path(__file__).parent), home=str(home), kill_in_swap=kill_in_swap)
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 240
+    try:
+        while proc.poll() is None and time.time() < deadline:
+            n = docs_in_db(home / "rag.db")
+            if not kill_in_swap and 0 < n < N_DOCS:
+                os.kill(proc.pid, signal.SIGKILL)
+                break
+            time.sleep(0.05)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()[-2000:] if proc.stderr else ""
+    return docs_in_db(home / "rag.db")
+
+
+def assert_agree(rag: RAG) -> None:
+    coll = rag.store.collection("c")
+    with rag.store.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(Document)) == N_DOCS
+        orphans = s.scalar(select(func.count()).select_from(Chunk).outerjoin(
+            Document, Chunk.document_id == Document.id).where(Document.id.is_(None)))
+        assert orphans == 0
+        per_doc = dict(s.execute(select(Chunk.document_id, func.count()).group_by(Chunk.document_id)).all())
+        for doc in s.scalars(select(Document)):
+            assert per_doc.get(doc.id, 0) == doc.chunk_count > 0, doc.source_uri
+        ledger = set(s.scalars(select(Chunk.id).where(Chunk.collection_id == coll.id)))
+    index = rag.store.index("c")
+    dense_ids, _ = index.dense.search(np.ones(index.dense._index.d, np.float32), index.dense.size)
+    assert set(dense_ids.tolist()) == ledger == set(index.sparse.ids.tolist())
+    assert index.dense.size == len(ledger) == index.sparse.size, "no duplicates in the indexes"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kill_in_swap", [False, True], ids=["mid-batches", "during-index-swap"])
+def test_sigkill_then_rerun_converges(tmp_path: Path, embedder, kill_in_swap: bool) -> None:
+    home = tmp_path / "home"
+    committed = run_and_kill(home, kill_in_swap=kill_in_swap)
+    if kill_in_swap:
+        assert committed == N_DOCS, "all batches were committed before the index swap"
+    else:
+        assert 0 < committed < N_DOCS
+    rag = RAG.open(settings=Settings(home=home, ingest=IngestSettings(batch_files=4)), embedder=embedder)
+    report = rag.ingest_texts(corpus(), collection="c")
+    assert report.count("skipped") == committed
+    assert report.count("ok") == N_DOCS - committed
+    assert_agree(rag)
+    hits = rag.search("doc 7", collection="c", k=3, mode="bm25")
+    assert hits, "the rebuilt index answers queries"
