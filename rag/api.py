@@ -18,6 +18,7 @@ from typing import Any
 
 from rag import registry
 from rag.config import Settings
+import rag.rerank  # noqa: F401 - registers the cross-encoder reranker
 from rag.embed import make_embedder
 from rag.filters import Filters
 from rag.retrieve import RetrievalRequest, retrieve
@@ -47,6 +48,7 @@ class RAG:
         self.settings = settings
         self.embedder = embedder if embedder is not None else make_embedder(settings.embedder)
         self._store: LocalStore | None = None
+        self._reranker: Any = None
 
     @classmethod
     def open(cls, home: str | Path | None = None, *, settings: Settings | None = None,
@@ -83,13 +85,25 @@ class RAG:
         """Ingest already-loaded texts (a JSONL corpus, a database export)."""
         return self._ingestor().ingest_texts(docs, collection=collection, force=force, progress=progress)
 
+    @property
+    def reranker(self) -> Any:
+        if self._reranker is None:
+            self._reranker = registry.create("reranker", "cross-encoder", self.settings.rerank)
+        return self._reranker
+
     def search(self, query: str, *, collection: str, k: int | None = None, mode: str | None = None,
                fusion: str | None = None, filters: Filters | None = None, fetch_k: int | None = None,
-               dense_weight: float | None = None) -> list[Hit]:
-        """Hybrid (default), dense or BM25 search; each hit carries every retriever's rank and score."""
-        req = RetrievalRequest.make(query, collection, self.settings.retrieval, k=k, mode=mode, fusion=fusion,
-                                    filters=filters, fetch_k=fetch_k, dense_weight=dense_weight)
-        return retrieve(req, self.store, self.embedder)
+               dense_weight: float | None = None, rerank: bool | None = None,
+               rerank_depth: int | None = None) -> list[Hit]:
+        """Hybrid (default), dense or BM25 search; each hit carries every retriever's rank and score.
+
+        `rerank=True` re-scores the fused top `rerank_depth` with the cross-encoder; if it cannot
+        be loaded, a warning is logged once and the fused order is returned.
+        """
+        req = RetrievalRequest.make(query, collection, self.settings.retrieval, self.settings.rerank, k=k,
+                                    mode=mode, fusion=fusion, filters=filters, fetch_k=fetch_k,
+                                    dense_weight=dense_weight, rerank=rerank, rerank_depth=rerank_depth)
+        return retrieve(req, self.store, self.embedder, self.reranker if req.rerank else None)
 
     def collections(self) -> list[CollectionInfo]:
         from sqlalchemy import func, select

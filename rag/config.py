@@ -87,6 +87,22 @@ class RetrievalSettings(BaseModel):
     k: int = Field(5, ge=1)
 
 
+class RerankSettings(BaseModel):
+    """Cross-encoder reranking of the fused top N.
+
+    No cross-encoder ships in a PyPI package, so it is off unless asked for;
+    when asked for and it cannot load, we say so once and go on without it,
+    unless `required` is set.
+    """
+
+    enabled: bool = False
+    model: str = "cross-encoder/ms-marco-MiniLM-L-6-v2"
+    depth: int = Field(20, ge=1, description="How many fused hits the cross-encoder re-scores.")
+    required: bool = Field(False, description="Fail instead of searching without reranking.")
+    batch_size: int = Field(32, ge=1)
+    device: str = "cpu"
+
+
 class Settings(BaseSettings):
     """Everything configurable, in one place.
 
@@ -111,6 +127,7 @@ class Settings(BaseSettings):
     ingest: IngestSettings = IngestSettings()
     index: IndexSettings = IndexSettings()
     retrieval: RetrievalSettings = RetrievalSettings()
+    rerank: RerankSettings = RerankSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -8,7 +8,7 @@ from typing import Any, Literal
 import numpy as np
 
 from rag import fusion
-from rag.config import RetrievalSettings
+from rag.config import RerankSettings, RetrievalSettings
 from rag.errors import ConfigError
 from rag.filters import Filters
 from rag.types import Hit
@@ -29,11 +29,16 @@ class RetrievalRequest:
     rrf_k: int
     dense_weight: float
     filters: Filters | None = None
+    rerank: bool = False
+    rerank_depth: int = 20
 
     @classmethod
-    def make(cls, query: str, collection: str, cfg: RetrievalSettings, **overrides: Any) -> RetrievalRequest:
+    def make(cls, query: str, collection: str, cfg: RetrievalSettings, rerank_cfg: RerankSettings | None = None,
+             **overrides: Any) -> RetrievalRequest:
+        rr = rerank_cfg or RerankSettings()
         fields = {"k": cfg.k, "mode": cfg.mode, "fusion": cfg.fusion, "fetch_k": cfg.fetch_k,
-                  "rrf_k": cfg.rrf_k, "dense_weight": cfg.dense_weight, "filters": None}
+                  "rrf_k": cfg.rrf_k, "dense_weight": cfg.dense_weight, "filters": None,
+                  "rerank": rr.enabled, "rerank_depth": rr.depth}
         fields.update({key: v for key, v in overrides.items() if v is not None})
         if fields["mode"] not in ("hybrid", "dense", "bm25"):
             raise ConfigError(f"mode {fields['mode']!r} is not one of hybrid, dense, bm25")
@@ -64,14 +69,18 @@ def fuse(req: RetrievalRequest, runs: dict[str, tuple[np.ndarray, np.ndarray]]) 
     return fusion.rrf(runs, k=req.rrf_k)
 
 
-def retrieve(req: RetrievalRequest, store: Any, embedder: Any, *, depth: int | None = None) -> list[Hit]:
-    """Top `depth or k` hits with every retriever's rank and score on each."""
+def retrieve(req: RetrievalRequest, store: Any, embedder: Any, reranker: Any = None) -> list[Hit]:
+    """Top k hits with every retriever's rank and score; reranked when asked and available."""
     index = store.index(req.collection)
     allowed = store.allowed_chunk_ids(req.collection, req.filters)
     runs = run_retrievers(req, index, embedder, allowed)
     ids, scores = fuse(req, runs)
-    n = depth or req.k
+    use_rerank = req.rerank and reranker is not None
+    n = max(req.k, req.rerank_depth) if use_rerank else req.k
     ids, scores = ids[:n], scores[:n]
     ranks = {name: {int(c): r + 1 for r, c in enumerate(rids)} for name, (rids, _s) in runs.items()}
     raw = {name: {int(c): float(v) for c, v in zip(rids, rs, strict=True)} for name, (rids, rs) in runs.items()}
-    return store.hits(ids.tolist(), scores.tolist(), ranks, raw)
+    hits = store.hits(ids.tolist(), scores.tolist(), ranks, raw)
+    if use_rerank:
+        hits = reranker.rerank(req.query, hits, req.rerank_depth)
+    return hits[:req.k]
