@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -20,7 +20,7 @@ app.add_typer(db_app, name="db")
 console = Console()
 err = Console(stderr=True)
 
-HomeOpt = Annotated[Optional[Path], typer.Option("--home", envvar="RAG_HOME", help="Data home folder.")]
+HomeOpt = Annotated[Path | None, typer.Option("--home", envvar="RAG_HOME", help="Data home folder.")]
 CollOpt = Annotated[str, typer.Option("--collection", "-c", help="Collection name.")]
 
 
@@ -39,7 +39,7 @@ def _short(source: str) -> str:
 def ingest(
     paths: Annotated[list[Path], typer.Argument(help="Files or folders.")],
     collection: CollOpt = "default",
-    glob: Annotated[Optional[str], typer.Option(help="Only files matching this pattern, e.g. '*.pdf'.")] = None,
+    glob: Annotated[str | None, typer.Option(help="Only files matching this pattern, e.g. '*.pdf'.")] = None,
     prune: Annotated[bool, typer.Option(help="Remove documents whose files are gone.")] = False,
     force: Annotated[bool, typer.Option(help="Re-process files even when unchanged.")] = False,
     home: HomeOpt = None,
@@ -73,7 +73,7 @@ def search(
     k: Annotated[int, typer.Option("-k", help="Number of passages.")] = 5,
     mode: Annotated[str, typer.Option(help="hybrid, dense or bm25.")] = "hybrid",
     fusion: Annotated[str, typer.Option(help="rrf or convex.")] = "rrf",
-    source: Annotated[Optional[str], typer.Option(help="Only sources matching this glob.")] = None,
+    source: Annotated[str | None, typer.Option(help="Only sources matching this glob.")] = None,
     home: HomeOpt = None,
 ) -> None:
     """Hybrid search: ranked passages with their sources and each retriever's rank."""

@@ -10,19 +10,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ingest.chunking import Chunker
+from ingest.report import FileResult, IngestReport, NullProgress, Progress
+from ingest.sources import Item, TextItem, discover, under_roots
 from rag.config import Settings
 from rag.errors import LoaderError, RagError
 from rag.store.ledger import IngestFile, IngestRun
 from rag.store.local import DocumentWrite, LocalStore, text_hash
 from rag.types import SourceText
-
-from ingest.chunking import Chunker
-from ingest.report import FileResult, IngestReport, NullProgress, Progress
-from ingest.sources import Item, TextItem, discover, under_roots
 
 
 class LocalIngestor:
@@ -183,7 +182,7 @@ class LocalIngestor:
             run.files_ok, run.files_skipped = report.count("ok"), report.count("skipped")
             run.files_failed, run.files_removed = report.count("failed"), report.count("removed")
             run.chunks_added = report.chunks_added
-            run.finished_at = datetime.now(timezone.utc)
+            run.finished_at = datetime.now(UTC)
             s.add_all(IngestFile(run_id=run_id, source_uri=f.source, outcome=f.outcome, reason=f.reason,
                                  chunks=f.chunks, seconds=f.seconds) for f in report.files)
 

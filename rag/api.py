@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import rag.rerank  # noqa: F401 - registers the cross-encoder reranker
 from rag import registry
 from rag.config import Settings
-import rag.rerank  # noqa: F401 - registers the cross-encoder reranker
 from rag.embed import make_embedder
 from rag.filters import Filters
 from rag.retrieve import RetrievalRequest, retrieve

@@ -114,4 +114,6 @@ registry.register("embedder", "sentence-transformers", SentenceTransformerEmbedd
 
 def make_embedder(settings: EmbedderSettings) -> Any:
     """Build the configured embedder through the registry."""
+    if settings.backend == "onnx-int8":
+        import rag.embed_onnx  # noqa: F401 - registers itself; onnxruntime loads only on first use
     return registry.create("embedder", settings.backend, settings)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import fnmatch
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 
@@ -52,7 +52,6 @@ class Filters:
 
 
 def _aware(value: Any) -> datetime | None:
-    from datetime import timezone
 
     if value is None:
         return None
@@ -62,5 +61,5 @@ def _aware(value: Any) -> datetime | None:
         except ValueError:
             return None
     if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
     return None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -67,7 +67,7 @@ def test_tag_and_date_filters(kb: RAG) -> None:
     even = kb.search("power", collection="kb", k=10, filters=Filters(tags=("even",)))
     assert len(even) == 10 and all(int(h.source[-6:-4]) % 2 == 0 for h in even)
     recent = kb.search("power", collection="kb", k=50,
-                       filters=Filters(modified_after=datetime(2023, 1, 1, tzinfo=timezone.utc)))
+                       filters=Filters(modified_after=datetime(2023, 1, 1, tzinfo=UTC)))
     assert recent and all(int(h.source[-6:-4]) % 5 >= 3 for h in recent)
     none = kb.search("power", collection="kb", k=5, filters=Filters(tags=("no-such-tag",)))
     assert none == []

@@ -1,0 +1,69 @@
+"""Retrieval metrics over ranked id lists and graded judgements. Pure functions.
+
+`ranked` is a list of ids best first; `relevant` maps id -> grade (> 0 relevant).
+Definitions follow trec_eval / BEIR (nDCG with linear gains and log2 discount).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+
+def recall_at_k(ranked: Sequence[str], relevant: Mapping[str, int], k: int) -> float:
+    rel = {d for d, g in relevant.items() if g > 0}
+    if not rel:
+        return 0.0
+    return len(rel & set(ranked[:k])) / len(rel)
+
+
+def precision_at_k(ranked: Sequence[str], relevant: Mapping[str, int], k: int) -> float:
+    rel = {d for d, g in relevant.items() if g > 0}
+    return sum(1 for d in ranked[:k] if d in rel) / k if k else 0.0
+
+
+def mrr_at_k(ranked: Sequence[str], relevant: Mapping[str, int], k: int) -> float:
+    for i, d in enumerate(ranked[:k], 1):
+        if relevant.get(d, 0) > 0:
+            return 1.0 / i
+    return 0.0
+
+
+def ndcg_at_k(ranked: Sequence[str], relevant: Mapping[str, int], k: int) -> float:
+    dcg = sum(relevant.get(d, 0) / math.log2(i + 1) for i, d in enumerate(ranked[:k], 1))
+    ideal = sorted((g for g in relevant.values() if g > 0), reverse=True)[:k]
+    idcg = sum(g / math.log2(i + 1) for i, g in enumerate(ideal, 1))
+    return dcg / idcg if idcg else 0.0
+
+
+def average_precision(ranked: Sequence[str], relevant: Mapping[str, int], k: int | None = None) -> float:
+    rel = {d for d, g in relevant.items() if g > 0}
+    if not rel:
+        return 0.0
+    hits, total = 0, 0.0
+    for i, d in enumerate(ranked[:k] if k else ranked, 1):
+        if d in rel:
+            hits += 1
+            total += hits / i
+    return total / len(rel)
+
+
+def dedupe(ranked: Sequence[str]) -> list[str]:
+    """First occurrence order: chunk hits -> document ranking (a document scores as its best chunk)."""
+    seen: set[str] = set()
+    return [d for d in ranked if not (d in seen or seen.add(d))]  # type: ignore[func-returns-value]
+
+
+def evaluate_run(run: Mapping[str, Sequence[str]], qrels: Mapping[str, Mapping[str, int]],
+                 ks: Sequence[int] = (10, 100)) -> dict[str, float]:
+    """Mean of each metric over the judged queries (a query with no result scores 0)."""
+    names: dict[str, list[float]] = {}
+    for qid, rel in qrels.items():
+        ranked = list(run.get(qid, []))
+        for k in ks:
+            names.setdefault(f"ndcg@{k}", []).append(ndcg_at_k(ranked, rel, k))
+            names.setdefault(f"recall@{k}", []).append(recall_at_k(ranked, rel, k))
+            names.setdefault(f"precision@{k}", []).append(precision_at_k(ranked, rel, k))
+            names.setdefault(f"mrr@{k}", []).append(mrr_at_k(ranked, rel, k))
+        names.setdefault("map", []).append(average_precision(ranked, rel))
+    return {name: sum(v) / len(v) for name, v in names.items()} if qrels else {}
