@@ -14,6 +14,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import insert
+
 from ingest.chunking import Chunker
 from ingest.report import FileResult, IngestReport, NullProgress, Progress
 from ingest.sources import Item, TextItem, discover, under_roots
@@ -183,7 +185,9 @@ class LocalIngestor:
             run.files_failed, run.files_removed = report.count("failed"), report.count("removed")
             run.chunks_added = report.chunks_added
             run.finished_at = datetime.now(UTC)
-            s.add_all(IngestFile(run_id=run_id, source_uri=f.source, outcome=f.outcome, reason=f.reason,
-                                 chunks=f.chunks, seconds=f.seconds) for f in report.files)
+            if report.files:
+                s.execute(insert(IngestFile), [
+                    {"run_id": run_id, "source_uri": f.source, "outcome": f.outcome, "reason": f.reason,
+                     "chunks": f.chunks, "seconds": f.seconds} for f in report.files])
 
 

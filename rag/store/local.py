@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from rag.config import Settings
@@ -143,7 +143,6 @@ class LocalStore:
         `failed` holds (source, content hash, reason, size) for files that could not be
         loaded; a failure never touches an ok version already in the ledger.
         """
-        added = 0
         with self.sessions.begin() as s:
             self._store_vectors(s, docs)
             sources = [d.source for d in docs] + [f[0] for f in failed] + list(removed)
@@ -164,17 +163,18 @@ class LocalStore:
                 if d.source in existing:
                     s.delete(existing[d.source])
             s.flush()
-            for d in docs:
-                doc = Document(collection_id=coll.id, source_uri=d.source, content_hash=d.content_hash,
-                               media_type=d.media_type, size_bytes=d.size_bytes, title=d.title,
-                               metadata_=d.metadata, status="ok", chunk_count=len(d.chunks))
-                s.add(doc)
-                s.flush()
-                s.add_all(Chunk(document_id=doc.id, collection_id=coll.id, ordinal=c.ordinal,
-                                text=c.text, text_hash=text_hash(c.text), char_start=c.char_start,
-                                char_end=c.char_end, page=c.page, heading_path=list(c.heading_path),
-                                token_count=c.token_count) for c in d.chunks)
-                added += len(d.chunks)
+            rows = [Document(collection_id=coll.id, source_uri=d.source, content_hash=d.content_hash,
+                             media_type=d.media_type, size_bytes=d.size_bytes, title=d.title,
+                             metadata_=d.metadata, status="ok", chunk_count=len(d.chunks)) for d in docs]
+            s.add_all(rows)
+            s.flush()  # one multi-row INSERT ... RETURNING gives every document its id
+            chunk_rows = [{"document_id": doc.id, "collection_id": coll.id, "ordinal": c.ordinal, "text": c.text,
+                           "text_hash": text_hash(c.text), "char_start": c.char_start, "char_end": c.char_end,
+                           "page": c.page, "heading_path": list(c.heading_path), "token_count": c.token_count}
+                          for doc, d in zip(rows, docs, strict=True) for c in d.chunks]
+            if chunk_rows:
+                s.execute(insert(Chunk), chunk_rows)
+            added = len(chunk_rows)
             if docs or removed:
                 s.execute(update(Collection).where(Collection.id == coll.id).values(
                     revision=Collection.revision + 1, embedder_id=self.embedder_id,
@@ -189,9 +189,10 @@ class LocalStore:
             return
         known = set(s.scalars(select(Embedding.text_hash).where(
             Embedding.model_id == self.embedder_id, Embedding.text_hash.in_(list(fresh)))))
-        s.add_all(Embedding(model_id=self.embedder_id, text_hash=h, dim=int(v.shape[0]),
-                            vector=np.asarray(v, np.float32).tobytes())
-                  for h, v in fresh.items() if h not in known)
+        rows = [{"model_id": self.embedder_id, "text_hash": h, "dim": int(v.shape[0]),
+                 "vector": np.asarray(v, np.float32).tobytes()} for h, v in fresh.items() if h not in known]
+        if rows:
+            s.execute(insert(Embedding), rows)
 
     # -- index -------------------------------------------------------------------------
     def revision(self, coll: Collection) -> int:
