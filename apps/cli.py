@@ -96,6 +96,58 @@ def search(
 
 
 @app.command()
+def ask(
+    question: str,
+    collection: CollOpt = "default",
+    k: Annotated[int, typer.Option("-k", help="Passages retrieved as sources.")] = 5,
+    provider: Annotated[list[str] | None, typer.Option(
+        "--provider", "-p", help="Provider to use (repeat to set the fallback order).")] = None,
+    stream: Annotated[bool, typer.Option("--stream/--no-stream", help="Print the answer as it is generated.")] = True,
+    cache: Annotated[bool, typer.Option("--cache/--no-cache", help="Reuse a stored answer.")] = True,
+    rerank: Annotated[bool, typer.Option(help="Rerank sources with the cross-encoder.")] = False,
+    home: HomeOpt = None,
+) -> None:
+    """Answer from the collection's documents; every claim cites a numbered source, and each citation is checked."""
+    rag = _open(home)
+    result = rag.ask(question, collection=collection, k=k, providers=provider, stream=stream, use_cache=cache,
+                     rerank=rerank or None)
+    if stream:
+        for piece in result:
+            console.print(piece, end="", markup=False, highlight=False)
+        console.print()
+        answer = result.answer
+    else:
+        answer = result
+        console.print(answer.text, markup=False, highlight=False)
+    _print_answer_details(answer)
+
+
+def _print_answer_details(answer: Any) -> None:
+    cited = {}
+    for c in answer.citations:
+        prev = cited.get(c.n)
+        cited[c.n] = (prev is None or prev) and c.supported
+    table = Table(title="Sources", show_lines=False)
+    for col in ("n", "document", "page", "section", "cited", "supported"):
+        table.add_column(col, overflow="fold")
+    for n, h in enumerate(answer.sources, 1):
+        ok = cited.get(n)
+        mark = "[green]yes" if ok else ("[red]no" if ok is False else "")
+        table.add_row(str(n), _short(h.source), str(h.page or ""), " > ".join(h.heading_path),
+                      "yes" if n in cited else "", mark)
+    console.print(table)
+    if answer.invalid_citations:
+        console.print(f"[yellow]dropped citations to missing sources: {answer.invalid_citations}")
+    failed = [a for a in answer.attempts if not a.ok]
+    tried = "; ".join(f"{a.provider}: {a.error}" for a in failed)
+    ttft = f"  first token {answer.ttft_s:.2f}s" if answer.ttft_s is not None else ""
+    console.print(f"answered by [bold]{answer.provider}[/bold] ({answer.model})  "
+                  f"groundedness {answer.groundedness:.2f}  {answer.latency_s:.2f}s{ttft}  "
+                  f"tokens {answer.tokens_in}/{answer.tokens_out}  ${answer.cost_usd:.4f}"
+                  f"{'  (cached)' if answer.cached else ''}" + (f"\n[dim]failed before: {tried}" if failed else ""))
+
+
+@app.command()
 def collections(home: HomeOpt = None) -> None:
     """List collections with document and chunk counts."""
     rows = _open(home).collections()

@@ -49,6 +49,7 @@ class RAG:
         self.embedder = embedder if embedder is not None else make_embedder(settings.embedder)
         self._store: LocalStore | None = None
         self._reranker: Any = None
+        self._answerer: Any = None
 
     @classmethod
     def open(cls, home: str | Path | None = None, *, settings: Settings | None = None,
@@ -104,6 +105,28 @@ class RAG:
                                     mode=mode, fusion=fusion, filters=filters, fetch_k=fetch_k,
                                     dense_weight=dense_weight, rerank=rerank, rerank_depth=rerank_depth)
         return retrieve(req, self.store, self.embedder, self.reranker if req.rerank else None)
+
+    @property
+    def answerer(self) -> Any:
+        if self._answerer is None:
+            from rag.pipeline import Answerer
+
+            self._answerer = Answerer(self.settings, self.store, self.embedder)
+        return self._answerer
+
+    def ask(self, question: str, *, collection: str, k: int | None = None, providers: list[str] | None = None,
+            stream: bool = False, use_cache: bool = True, mode: str | None = None, fusion: str | None = None,
+            filters: Filters | None = None, rerank: bool | None = None) -> Any:
+        """Answer from the collection's documents, citing numbered sources; checks every citation.
+
+        Returns an `Answer`, or with `stream=True` an `AnswerStream` that yields text as it is
+        generated and holds the checked `Answer` in `.answer` once iterated. `providers` picks and
+        orders configured providers (default: all, in configured order).
+        """
+        req = RetrievalRequest.make(question, collection, self.settings.retrieval, self.settings.rerank, k=k,
+                                    mode=mode, fusion=fusion, filters=filters, rerank=rerank)
+        hits = retrieve(req, self.store, self.embedder, self.reranker if req.rerank else None)
+        return self.answerer.run(req, hits, providers=providers, use_cache=use_cache, stream=stream)
 
     def collections(self) -> list[CollectionInfo]:
         from sqlalchemy import func, select

