@@ -97,6 +97,12 @@ def is_abstention(answer: str) -> bool:
     return NO_ANSWER.lower().rstrip(".") in text or text.startswith("the sources do not")
 
 
+def evidence_windows(text: str) -> list[tuple[int, int]]:
+    """Spans of one sentence and of two adjacent sentences (a fact often spans a pronoun's antecedent)."""
+    spans = split_sentences(text) or [(0, len(text))]
+    return spans + [(spans[i][0], spans[i + 1][1]) for i in range(len(spans) - 1)]
+
+
 def check(answer: str, hits: list[Hit], embedder: Any, cfg: CitationSettings) -> CitationReport:
     """Resolve and verify every citation of `answer`; `hits[n-1]` is source [n]."""
     if is_abstention(answer) and not marker_numbers(answer):
@@ -107,27 +113,26 @@ def check(answer: str, hits: list[Hit], embedder: Any, cfg: CitationSettings) ->
     uncited = [s for s, nums in parsed if not nums and len(analyze(s)) >= 3]
     if not pairs:
         return CitationReport([], invalid, uncited, 0.0, False)
-    spans = {n: split_sentences(hits[n - 1].text) or [(0, len(hits[n - 1].text))] for _s, n in pairs}
+    windows = {n: evidence_windows(hits[n - 1].text) for _s, n in pairs}
     claim_texts = [strip_markers(s) for s, _n in pairs]
-    evid_texts = [hits[n - 1].text[a:b] for n in spans for a, b in spans[n]]
-    vecs = embedder.encode(claim_texts + evid_texts)
+    flat = [(n, a, b) for n in windows for a, b in windows[n]]
+    vecs = embedder.encode(claim_texts + [hits[n - 1].text[a:b] for n, a, b in flat])
     claim_vecs, evid_vecs = vecs[: len(claim_texts)], vecs[len(claim_texts):]
-    offsets, pos = {}, 0
-    for n in spans:
-        offsets[n] = (pos, pos + len(spans[n]))
-        pos += len(spans[n])
+    rows = {n: [i for i, f in enumerate(flat) if f[0] == n] for n in windows}
     citations = []
     for i, (sentence, n) in enumerate(pairs):
         hit = hits[n - 1]
-        lo, hi = offsets[n]
-        sims = evid_vecs[lo:hi] @ claim_vecs[i]
-        best = int(np.argmax(sims))
+        idx = rows[n]
+        sims = evid_vecs[idx] @ claim_vecs[i]
         words = set(analyze(claim_texts[i]))
         lexical = len(words & set(analyze(hit.text))) / len(words) if words else 0.0
-        sim = float(sims[best])
+        local = np.array([len(words & set(analyze(hit.text[flat[j][1]:flat[j][2]]))) / max(1, len(words))
+                          for j in idx])
+        best = int(np.argmax(sims + local))  # meaning and wording together pick the span
+        sim = float(sims.max())
         ok = (lexical >= cfg.min_lexical and sim >= cfg.floor_similarity) or \
              (sim >= cfg.min_similarity and lexical >= cfg.floor_lexical)
-        a, b = spans[n][best]
+        _n, a, b = flat[idx[best]]
         citations.append(Citation(n, sentence, hit.chunk_id, hit.document_id, hit.source, hit.title, hit.page,
                                   hit.char_start, hit.char_end, ok, round(lexical, 4), round(sim, 4),
                                   hit.text[a:b], a, b))
