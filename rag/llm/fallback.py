@@ -46,7 +46,8 @@ class _Breaker:
 
 class AllProvidersFailed(ProviderError):
     def __init__(self, attempts: list[Attempt]) -> None:
-        why = "; ".join(f"{a.provider}: {a.error}" for a in attempts if not a.ok) or "no provider configured"
+        why = "; ".join(a.error if a.error.startswith(f"{a.provider}:") else f"{a.provider}: {a.error}"
+                        for a in attempts if not a.ok and a.error) or "no provider configured"
         super().__init__("fallback", f"every provider failed ({why})")
         self.attempts = attempts
 
