@@ -60,3 +60,54 @@ def load_beir(folder: str | Path, split: str = "test") -> BeirData:
     qrels = load_qrels(folder / "qrels" / f"{split}.tsv")
     queries = {str(q["_id"]): str(q["text"]) for q in _jsonl(folder / "queries.jsonl") if str(q["_id"]) in qrels}
     return BeirData(corpus=corpus, queries=queries, qrels={q: r for q, r in qrels.items() if q in queries})
+
+
+@dataclass(frozen=True)
+class QAItem:
+    """One question with its gold answers and, when known, the passage it came from."""
+
+    id: str
+    question: str
+    answers: tuple[str, ...]
+    passage_id: str | None = None
+    answerable: bool = True
+
+
+@dataclass(frozen=True)
+class QAData:
+    passages: dict[str, tuple[str, str]]
+    """passage id -> (title, text)."""
+    items: list[QAItem]
+
+    def source_texts(self) -> Iterator[SourceText]:
+        for pid, (title, text) in self.passages.items():
+            yield SourceText(source=pid, title=title or None, text=text)
+
+
+def load_squad(path: str | Path) -> QAData:
+    """SQuAD v1.1 JSON: each paragraph is a passage (id `<title>#<n>`), each question an item."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))["data"]
+    except (OSError, KeyError, json.JSONDecodeError) as exc:
+        raise RagError(f"{path}: not a SQuAD v1.1 file ({exc})") from exc
+    passages: dict[str, tuple[str, str]] = {}
+    items: list[QAItem] = []
+    for article in data:
+        title = str(article["title"]).replace("_", " ")
+        for n, para in enumerate(article["paragraphs"]):
+            pid = f"{article['title']}#{n}"
+            passages[pid] = (title, para["context"])
+            for qa in para["qas"]:
+                golds = tuple(dict.fromkeys(a["text"] for a in qa["answers"]))
+                items.append(QAItem(str(qa["id"]), qa["question"], golds, pid))
+    return QAData(passages, items)
+
+
+def sample(items: list[QAItem], n: int, seed: int = 13) -> list[QAItem]:
+    """A reproducible sample, spread over the whole list (not just the first articles)."""
+    import random
+
+    if n >= len(items):
+        return list(items)
+    return sorted(random.Random(seed).sample(items, n), key=lambda q: q.id)

@@ -7,6 +7,9 @@ Definitions follow trec_eval / BEIR (nDCG with linear gains and log2 discount).
 from __future__ import annotations
 
 import math
+import re
+import string
+from collections import Counter
 from collections.abc import Mapping, Sequence
 
 
@@ -67,3 +70,42 @@ def evaluate_run(run: Mapping[str, Sequence[str]], qrels: Mapping[str, Mapping[s
             names.setdefault(f"mrr@{k}", []).append(mrr_at_k(ranked, rel, k))
         names.setdefault("map", []).append(average_precision(ranked, rel))
     return {name: sum(v) / len(v) for name, v in names.items()} if qrels else {}
+
+
+# -- answers (SQuAD v1.1 normalisation) ------------------------------------------------------
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+_PUNCT = set(string.punctuation)
+
+
+def normalize_answer(text: str) -> str:
+    """Lowercase, drop punctuation, articles and extra spaces (the official SQuAD script's rules)."""
+    text = "".join(ch for ch in text.lower() if ch not in _PUNCT)
+    return " ".join(_ARTICLES.sub(" ", text).split())
+
+
+def exact_match(prediction: str, golds: Sequence[str]) -> float:
+    pred = normalize_answer(prediction)
+    return float(any(pred == normalize_answer(g) for g in golds))
+
+
+def token_f1(prediction: str, golds: Sequence[str]) -> float:
+    """Best token-overlap F1 against any gold answer."""
+    pred = normalize_answer(prediction).split()
+    best = 0.0
+    for gold in golds:
+        ref = normalize_answer(gold).split()
+        common = Counter(pred) & Counter(ref)
+        same = sum(common.values())
+        if not pred or not ref:
+            best = max(best, float(pred == ref))
+            continue
+        if same:
+            p, r = same / len(pred), same / len(ref)
+            best = max(best, 2 * p * r / (p + r))
+    return best
+
+
+def contains_answer(text: str, golds: Sequence[str]) -> bool:
+    """Whether a passage holds a gold answer (normalised substring)."""
+    norm = f" {normalize_answer(text)} "
+    return any(f" {normalize_answer(g)} " in norm for g in golds if normalize_answer(g))

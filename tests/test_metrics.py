@@ -59,3 +59,16 @@ def test_matches_reference_implementation_when_installed() -> None:
     assert ours["ndcg@5"] == pytest.approx(sum(v["ndcg_cut_5"] for v in ref.values()) / 2)
     assert ours["recall@5"] == pytest.approx(sum(v["recall_5"] for v in ref.values()) / 2)
     assert ours["map"] == pytest.approx(sum(v["map"] for v in ref.values()) / 2)
+
+
+def test_squad_normalisation_em_f1() -> None:
+    from eval.metrics import contains_answer, exact_match, normalize_answer, token_f1
+
+    assert normalize_answer("The  Denver Broncos!") == "denver broncos"
+    assert exact_match("the Denver Broncos.", ["Denver Broncos", "Broncos"]) == 1.0
+    assert exact_match("Broncos of Denver", ["Denver Broncos"]) == 0.0
+    # pred "denver broncos won" vs gold "denver broncos": p=2/3, r=1 -> f1=0.8
+    assert token_f1("Denver Broncos won", ["Denver Broncos"]) == pytest.approx(0.8)
+    assert token_f1("nothing", ["Denver Broncos"]) == 0.0
+    assert contains_answer("In 2016 the Denver Broncos beat Carolina.", ["Denver Broncos"])
+    assert not contains_answer("Denverite fans", ["Denver"])
