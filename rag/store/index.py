@@ -122,6 +122,12 @@ def read_manifest(root: Path) -> dict[str, Any] | None:
     return dict(json.loads((folder / "manifest.json").read_text()))
 
 
+def embedder_env(embedder_id: str) -> str:
+    """The settings that select the embedder with this id (`model#backend` for other backends)."""
+    model, _, backend = embedder_id.partition("#")
+    return f"RAG_EMBEDDER__MODEL={model} RAG_EMBEDDER__BACKEND={backend or 'sentence-transformers'}"
+
+
 def load_index(root: Path, *, embedder_id: str, dim: int, collection: str) -> LoadedIndex:
     """Load the current version, refusing one built for another vector space."""
     folder = current_folder(root)
@@ -137,7 +143,7 @@ def load_index(root: Path, *, embedder_id: str, dim: int, collection: str) -> Lo
         raise IndexMismatchError(
             f"collection {collection!r} was indexed with embedder {manifest['embedder_id']!r} "
             f"(dim {manifest['dim']}) but the configured embedder is {embedder_id!r} (dim {dim}): "
-            f"set RAG_EMBEDDER__MODEL={manifest['embedder_id']} or run `rag reindex {collection}` "
+            f"set {embedder_env(manifest['embedder_id'])} or run `rag reindex {collection}` "
             f"to re-embed with the new model"
         )
     dense = DenseIndex.load(folder, manifest["dense"]["kind"], int(manifest["dense"]["ef_search"]))

@@ -104,7 +104,7 @@ class LocalStore:
         if coll.embedder_id and coll.embedder_id != self.embedder_id:
             raise IndexMismatchError(
                 f"collection {coll.name!r} holds vectors of {coll.embedder_id!r}, the configured "
-                f"embedder is {self.embedder_id!r}: set RAG_EMBEDDER__MODEL={coll.embedder_id} "
+                f"embedder is {self.embedder_id!r}: set {idx.embedder_env(coll.embedder_id)} "
                 f"or run `rag reindex {coll.name}` to re-embed"
             )
 
