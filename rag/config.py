@@ -127,14 +127,22 @@ class ProviderSettings(BaseModel):
 
 
 def _default_providers() -> list[ProviderSettings]:
-    return [ProviderSettings(name="local", kind="local", model="smollm2-135m-instruct", timeout_s=180.0),
-            ProviderSettings(name="extractive", kind="extractive")]
+    return [ProviderSettings(name="extractive", kind="extractive"),
+            ProviderSettings(name="local", kind="local", model="smollm2-135m-instruct", timeout_s=180.0,
+                             context_window=1536, max_output_tokens=192)]
 
 
 class LLMSettings(BaseModel):
     """The fallback chain: providers in order, retries, backoff, circuit breaker."""
 
     providers: list[ProviderSettings] = Field(default_factory=_default_providers)
+    chain: list[str] | None = Field(
+        None, description="Provider names in fallback order; None = every provider as listed. The default "
+        "list puts `extractive` first: the bundled 135M local model cannot yet cite reliably "
+        "(bench/answer.py); use `--provider local`, or list an API model first.")
+    require_citations: bool = Field(
+        True, description="An answer that cites no source (and does not abstain) counts as a failed "
+        "attempt and the next provider is tried. Not applied to streams (their text is already sent).")
     max_attempts: int = Field(3, ge=1, description="Tries per provider for retryable errors.")
     backoff_base_s: float = Field(0.5, ge=0)
     backoff_max_s: float = Field(8.0, ge=0)

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import select, update
 
 from rag.answer import Answer, AnswerStream
-from rag.cite import check
+from rag.cite import check, is_abstention, marker_numbers
 from rag.config import Settings
 from rag.llm.base import Completion, Delta, GenerationParams
 from rag.llm.fallback import Attempt, FallbackLLM
@@ -56,7 +56,7 @@ class Answerer:
 
     def chain(self, names: list[str] | None = None) -> FallbackLLM:
         configured = {p.name: p for p in self.settings.llm.providers}
-        order = names or list(configured)
+        order = names or self.settings.llm.chain or list(configured)
         unknown = [n for n in order if n not in configured]
         if unknown:
             from rag.errors import ConfigError
@@ -72,6 +72,12 @@ class Answerer:
         cfg = next(p for p in self.settings.llm.providers if p.name == provider_name)
         return GenerationParams(max_tokens=cfg.max_output_tokens, temperature=self.settings.llm.temperature,
                                 timeout_s=cfg.timeout_s)
+
+    def _accept(self, done: Completion) -> str | None:
+        """RAG-aware fallback: an answer that cites nothing is no answer to show."""
+        if self.settings.llm.require_citations and not marker_numbers(done.text) and not is_abstention(done.text):
+            return "answer cites no source"
+        return None
 
     def cached(self, key: str) -> Answer | None:
         with self.store.sessions.begin() as s:
@@ -104,7 +110,7 @@ class Answerer:
         params = self._params(names[0])
         if not stream:
             t0 = time.perf_counter()
-            done, attempts = chain.complete_with(build, params)
+            done, attempts = chain.complete_with(build, params, accept=self._accept)
             answer = self._finish(req, done, packs[done.provider].hits, attempts, time.perf_counter() - t0)
             self._store(key, req, answer)
             return answer

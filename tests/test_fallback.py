@@ -155,7 +155,7 @@ def test_ask_falls_back_to_extractive_and_records_why(llm_server, settings, embe
     providers = [ProviderSettings(name="oa", kind="openai", model="gpt-test", base_url=llm_server.openai_url,
                                   api_key="sk-test-123", price_in_per_mtok=1.0, price_out_per_mtok=2.0),
                  ProviderSettings(name="extractive", kind="extractive")]
-    cfg = settings.model_copy(update={"llm": LLMSettings(providers=providers, max_attempts=1)})
+    cfg = settings.model_copy(update={"llm": LLMSettings(providers=providers, max_attempts=1, chain=None)})
     rag = RAG.open(settings=cfg, embedder=embedder)
     rag.ingest_texts([SourceText(source="s1", text="The warehouse ships orders every Tuesday and Friday morning.")],
                      collection="c")
@@ -168,3 +168,19 @@ def test_ask_falls_back_to_extractive_and_records_why(llm_server, settings, embe
     fell = rag.ask("When do orders ship?", collection="c", use_cache=False)
     assert fell.provider == "extractive" and "Tuesday" in fell.text
     assert [(a.provider, a.ok) for a in fell.attempts] == [("oa", False), ("extractive", True)]
+
+
+def test_uncited_answer_falls_through_to_the_next_provider(llm_server, settings, embedder) -> None:
+    from rag import RAG, SourceText
+
+    providers = [ProviderSettings(name="oa", kind="openai", model="gpt-test", base_url=llm_server.openai_url,
+                                  api_key="sk-test-123"), ProviderSettings(name="extractive", kind="extractive")]
+    cfg = settings.model_copy(update={"llm": LLMSettings(providers=providers, chain=None)})
+    rag = RAG.open(settings=cfg, embedder=embedder)
+    rag.ingest_texts([SourceText(source="s1", text="The warehouse ships orders every Tuesday and Friday morning.")],
+                     collection="c")
+    llm_server.reply = "Orders ship twice a week, I think."
+    a = rag.ask("When do orders ship?", collection="c")
+    assert a.provider == "extractive"
+    assert a.attempts[0].provider == "oa" and "cites no source" in a.attempts[0].error
+    assert len(llm_server.requests) == 1, "a rejected answer is not retried"

@@ -100,7 +100,9 @@ class FallbackLLM:
         return iter(self.stream_with(lambda _p: messages, params))
 
     # -- RAG-aware: a prompt per provider --------------------------------------------------------
-    def complete_with(self, build: Builder, params: GenerationParams) -> tuple[Completion, list[Attempt]]:
+    def complete_with(self, build: Builder, params: GenerationParams,
+                      accept: Callable[[Completion], str | None] | None = None) -> tuple[Completion, list[Attempt]]:
+        """First acceptable completion; `accept` returns a reason to reject one (then the next provider)."""
         attempts: list[Attempt] = []
         for provider in self.providers:
             if self._is_open(provider.name):
@@ -117,8 +119,12 @@ class FallbackLLM:
                     if not self._should_retry(exc, n, provider.name):
                         break
                     continue
-                attempts.append(Attempt(provider.name, True, self._clock() - t0))
                 self._succeeded(provider.name)
+                reason = accept(done) if accept else None
+                if reason is not None:  # the provider works; its answer does not: no retry, no breaker
+                    attempts.append(Attempt(provider.name, False, self._clock() - t0, f"{provider.name}: {reason}"))
+                    break
+                attempts.append(Attempt(provider.name, True, self._clock() - t0))
                 return done, attempts
         raise AllProvidersFailed(attempts)
 

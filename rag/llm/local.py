@@ -267,7 +267,10 @@ class LocalChat:
                                 retryable=False)
         kwargs: dict[str, Any] = {"max_new_tokens": max(1, min(params.max_tokens, room)),
                                   "max_time": params.timeout_s, "pad_token_id": tokenizer.pad_token_id,
-                                  "stopping_criteria": criteria}
+                                  "stopping_criteria": criteria,
+                                  # Small models loop ("The final step is ... The final step is ..."):
+                                  # a mild repetition penalty curbs that.
+                                  "repetition_penalty": 1.1}
         if params.temperature > 0:
             kwargs.update(do_sample=True, temperature=params.temperature)
         else:
