@@ -56,6 +56,9 @@ class SentenceTransformerEmbedder:
             with self._lock:
                 if self._model is None:
                     from sentence_transformers import SentenceTransformer
+                    from transformers.utils import logging as hf_logging
+
+                    hf_logging.disable_progress_bar()  # a weights bar on every start is noise in a CLI
 
                     path = resolve_model_path(self.settings.model)
                     try:
