@@ -208,6 +208,12 @@ def db_current(home: HomeOpt = None) -> None:
     console.print(f"current {current_revision(make_engine(settings.database_url))}  head {head_revision()}")
 
 
+from apps.cli_api import keys_app, serve  # the HTTP API's commands
+
+app.add_typer(keys_app, name="keys")
+app.command()(serve)
+
+
 def main() -> None:
     """Entry point that turns our errors into one clear line and exit code 2."""
     try:

@@ -88,6 +88,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--questions", type=int, default=200)
     ap.add_argument("--arms", default="extractive,local")
+    ap.add_argument("--local-questions", type=int, default=None,
+                    help="Fewer questions for the local model (~8 s each on 2 CPU cores); default: all.")
     ap.add_argument("--k", type=int, default=4, help="Sources per question.")
     ap.add_argument("--max-tokens", type=int, default=64, help="Answer length cap for the local model.")
     ap.add_argument("--home", type=Path, default=REPO / ".bench-home-squad")
@@ -106,10 +108,12 @@ def main() -> None:
     results, per_question = {}, {}
     for arm in args.arms.split(","):
         rag.ask(items[0].question, collection="squad", providers=[arm], use_cache=False)  # load the model first
-        rows = ask_all(rag, items, arm, args.k)
+        subset = items[: args.local_questions] if arm == "local" and args.local_questions else items
+        rows = ask_all(rag, subset, arm, args.k)
         results[arm], per_question[arm] = summarise(rows), rows
 
-    table = Table(title=f"SQuAD v1.1 dev part 1: {len(items)} questions, {len(data.passages)} paragraphs, k={args.k}")
+    sizes = ", ".join(f"{a}: {results[a]['questions']}" for a in results)
+    table = Table(title=f"SQuAD v1.1 dev part 1 ({sizes} questions; {len(data.passages)} paragraphs, k={args.k})")
     cols = ["exact_match", "f1", "citation_precision", "supported_share", "answers_with_citations", "abstained",
             "gold_passage_in_sources", "latency_p50_s", "latency_p95_s", "ttft_p50_s"]
     table.add_column("metric")

@@ -129,3 +129,12 @@ def test_store_refuses_another_embedder(rag, tmp_path: Path, embedder) -> None:
                      embedder=Other())
     with pytest.raises(IndexMismatchError, match="RAG_EMBEDDER__MODEL=sentence-transformers/all-MiniLM-L6-v2"):
         other.search("alpha", collection="c")
+
+
+def test_empty_collection_builds_and_searches(rag) -> None:
+    from rag import SourceText
+
+    rag.ingest_texts([SourceText(source="a", text="alpha beta gamma")], collection="c")
+    rag.store.write_batch(rag.store.collection("c"), [], removed=["a"])
+    assert rag.search("alpha", collection="c", k=3) == []
+    assert rag.store.index("c").manifest["chunks"] == 0

@@ -75,7 +75,7 @@ def write_index(
             **manifest,
             "format_version": FORMAT_VERSION,
             "chunks": int(len(ids)),
-            "bm25_vocab": len(sparse._model.vocab_dict) if sparse._model is not None else 0,  # noqa: SLF001
+            "bm25_vocab": sparse.vocab_size,
             "dense": {"kind": cfg.dense, "hnsw_m": cfg.hnsw_m, "ef_search": cfg.hnsw_ef_search},
             "bm25": {"k1": cfg.bm25_k1, "b": cfg.bm25_b, "language": cfg.bm25_language, "engine": "bm25s"},
             "created_at": time.time(),

@@ -193,3 +193,67 @@ class QueryLog(Base):
     abstained: Mapped[bool] = mapped_column(default=False)
     attempts: Mapped[list[str]] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ApiKey(Base):
+    """An HTTP API key: only the SHA-256 of the secret is stored, never the key itself.
+
+    `collections` is a list of collection names, or ["*"] for all; `role` is
+    read (search, ask), write (also documents) or admin (also collections, keys).
+    """
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), default="")
+    prefix: Mapped[str] = mapped_column(String(16), index=True)
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(16), default="read")
+    collections: Mapped[list[str]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class EvalRun(Base):
+    """One evaluation run and everything that produced it (see eval.harness).
+
+    `provenance` holds the index manifest hash, embedder, chunking, retrieval
+    settings, providers, adapter and its training.json hash, dataset and split
+    hashes, and the code version; `split` holds the trained and evaluated ids.
+    """
+
+    __tablename__ = "eval_runs"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32), default="compare")
+    status: Mapped[str] = mapped_column(String(16), default="running")
+    dataset: Mapped[str] = mapped_column(String(256), default="")
+    collection: Mapped[str | None] = mapped_column(String(128))
+    arms: Mapped[list[str]] = mapped_column(JSON, default=list)
+    dataset_hash: Mapped[str | None] = mapped_column(String(64))
+    split_hash: Mapped[str | None] = mapped_column(String(64))
+    index_manifest_hash: Mapped[str | None] = mapped_column(String(64))
+    code_version: Mapped[str | None] = mapped_column(String(128))
+    provenance: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    split: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    summary: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    report_path: Mapped[str | None] = mapped_column(String(2048))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class EvalResult(Base):
+    """One question through one arm, written as soon as it completes (a resumed run skips it)."""
+
+    __tablename__ = "eval_results"
+    __table_args__ = (UniqueConstraint("run_id", "question_id", "arm", name="uq_eval_result"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("eval_runs.id", ondelete="CASCADE"), index=True)
+    question_id: Mapped[str] = mapped_column(String(256))
+    arm: Mapped[str] = mapped_column(String(64))
+    answer: Mapped[str] = mapped_column(Text, default="")
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

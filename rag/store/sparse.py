@@ -58,16 +58,20 @@ class SparseIndex:
     def build(cls, ids: np.ndarray, texts: list[str], cfg: IndexSettings) -> SparseIndex:
         import bm25s
 
-        model = bm25s.BM25(k1=cfg.bm25_k1, b=cfg.bm25_b, method="lucene")
+        model = None  # an empty collection has no matrix to build
         if texts:
-            tokens = [analyze(t, cfg.bm25_language) or [""] for t in texts]
-            model.index(tokens, show_progress=False)
+            model = bm25s.BM25(k1=cfg.bm25_k1, b=cfg.bm25_b, method="lucene")
+            model.index([analyze(t, cfg.bm25_language) or [""] for t in texts], show_progress=False)
         return cls(model, ids.astype(np.int64), cfg.bm25_language)
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self._model.vocab_dict) if self._model is not None else 0
 
     def save(self, folder: Path) -> None:
         np.save(folder / self.IDS, self.ids, allow_pickle=False)
         (folder / self.FOLDER).mkdir()
-        if len(self.ids):
+        if self._model is not None:
             self._model.save(str(folder / self.FOLDER), show_progress=False)
         (folder / self.FOLDER / "language.json").write_text(json.dumps({"language": self.language}))
 
