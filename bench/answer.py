@@ -107,7 +107,7 @@ def main() -> None:
     items = sample(data.items, args.questions)
     results, per_question = {}, {}
     for arm in args.arms.split(","):
-        rag.ask(items[0].question, collection="squad", providers=[arm], use_cache=False)  # load the model first
+        "".join(rag.ask(items[0].question, collection="squad", providers=[arm], use_cache=False, stream=True))
         subset = items[: args.local_questions] if arm == "local" and args.local_questions else items
         rows = ask_all(rag, subset, arm, args.k)
         results[arm], per_question[arm] = summarise(rows), rows

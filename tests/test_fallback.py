@@ -184,3 +184,17 @@ def test_uncited_answer_falls_through_to_the_next_provider(llm_server, settings,
     assert a.provider == "extractive"
     assert a.attempts[0].provider == "oa" and "cites no source" in a.attempts[0].error
     assert len(llm_server.requests) == 1, "a rejected answer is not retried"
+
+
+def test_when_every_answer_is_uncited_the_last_is_returned_flagged(llm_server, settings, embedder) -> None:
+    from rag import RAG, SourceText
+
+    providers = [ProviderSettings(name="oa", kind="openai", model="gpt-test", base_url=llm_server.openai_url,
+                                  api_key="sk-test-123")]
+    rag = RAG.open(settings=settings.model_copy(update={"llm": LLMSettings(providers=providers)}), embedder=embedder)
+    rag.ingest_texts([SourceText(source="s1", text="The warehouse ships orders every Tuesday.")], collection="c")
+    llm_server.reply = "Orders probably ship on most weekdays."
+    a = rag.ask("When do orders ship?", collection="c")
+    assert a.provider == "oa" and a.text == "Orders probably ship on most weekdays."
+    assert a.groundedness == 0.0 and a.citations == [] and a.uncited_sentences == ["Orders probably ship on most weekdays."]
+    assert not a.attempts[0].ok and "cites no source" in a.attempts[0].error

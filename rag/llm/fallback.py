@@ -102,8 +102,13 @@ class FallbackLLM:
     # -- RAG-aware: a prompt per provider --------------------------------------------------------
     def complete_with(self, build: Builder, params: GenerationParams,
                       accept: Callable[[Completion], str | None] | None = None) -> tuple[Completion, list[Attempt]]:
-        """First acceptable completion; `accept` returns a reason to reject one (then the next provider)."""
+        """First acceptable completion; `accept` returns a reason to reject one (then the next provider).
+
+        If every provider answered but each answer was rejected, the last one is returned (its
+        attempt stays marked failed with the reason): a flagged answer beats no answer.
+        """
         attempts: list[Attempt] = []
+        rejected: Completion | None = None
         for provider in self.providers:
             if self._is_open(provider.name):
                 attempts.append(Attempt(provider.name, False, 0.0, "circuit open: skipped", skipped=True))
@@ -123,9 +128,12 @@ class FallbackLLM:
                 reason = accept(done) if accept else None
                 if reason is not None:  # the provider works; its answer does not: no retry, no breaker
                     attempts.append(Attempt(provider.name, False, self._clock() - t0, f"{provider.name}: {reason}"))
+                    rejected = done
                     break
                 attempts.append(Attempt(provider.name, True, self._clock() - t0))
                 return done, attempts
+        if rejected is not None:
+            return rejected, attempts
         raise AllProvidersFailed(attempts)
 
     def stream_with(self, build: Builder, params: GenerationParams) -> ChainStream:
