@@ -53,7 +53,7 @@ def ask_all(rag: RAG, items: list[Any], arm: str, k: int) -> list[dict[str, Any]
                 first = time.perf_counter() - t0
         a = stream.answer
         text = strip_markers(a.text)
-        cited = [c for c in a.citations]
+        cited = a.citations
         rows.append({
             "id": item.id, "question": item.question, "gold": list(item.answers), "answer": a.text,
             "em": exact_match(text, item.answers), "f1": token_f1(text, item.answers),

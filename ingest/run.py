@@ -21,6 +21,7 @@ from ingest.report import FileResult, IngestReport, NullProgress, Progress
 from ingest.sources import Item, TextItem, discover, under_roots
 from rag.config import Settings
 from rag.errors import LoaderError, RagError
+from rag.store.index import read_manifest
 from rag.store.ledger import IngestFile, IngestRun
 from rag.store.local import DocumentWrite, LocalStore, text_hash
 from rag.types import SourceText
@@ -67,8 +68,6 @@ class LocalIngestor:
         try:
             self._process(items, coll, report, prune_roots, force, progress)
             rev = self.store.revision(coll)
-            from rag.store.index import read_manifest
-
             manifest = read_manifest(self.settings.index_root / collection)
             if manifest is None or int(manifest["ledger_revision"]) != rev:
                 progress.stage("index")

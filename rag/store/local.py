@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import shutil
 import threading
 import time
 from collections.abc import Iterable, Sequence
@@ -90,8 +91,6 @@ class LocalStore:
             return list(s.scalars(select(Collection.name).order_by(Collection.name)))
 
     def delete_collection(self, name: str) -> None:
-        import shutil
-
         coll = self.collection(name)
         with self.sessions.begin() as s:
             s.execute(delete(Collection).where(Collection.id == coll.id))
