@@ -31,6 +31,7 @@ class EmbedderSettings(BaseModel):
     backend: str = Field("sentence-transformers", description="Registry name of the Embedder.")
     batch_size: int = Field(64, ge=1)
     device: str = "cpu"
+    query_cache: int = Field(1024, ge=0, description="Query vectors kept in an LRU cache (0: off).")
 
 
 class ChunkingSettings(BaseModel):
@@ -71,6 +72,8 @@ class IndexSettings(BaseModel):
     hnsw_m: int = 32
     hnsw_ef_search: int = 64
     hnsw_ef_construction: int = 80
+    search_threads: int = Field(1, ge=0, description="OpenMP threads per single-query FAISS search "
+                                "(0: FAISS default). One is fastest for one query; requests run in parallel.")
     bm25_k1: float = 1.2
     bm25_b: float = 0.75
     bm25_language: str = "english"

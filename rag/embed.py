@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import threading
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,8 @@ class SentenceTransformerEmbedder:
         self.model_id = settings.model
         self._model: Any = None
         self._lock = threading.Lock()
+        self._queries: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._fast: Any = None  # (tokenizer, transformer, max_len) when the model is plain mean pooling
 
     def _load(self) -> Any:
         if self._model is None:
@@ -109,7 +112,60 @@ class SentenceTransformerEmbedder:
         return np.ascontiguousarray(vecs, dtype=np.float32)
 
     def encode_query(self, text: str) -> np.ndarray:
-        return self.encode([text])[0]
+        """One query vector; repeated queries (a search then an ask, a UI re-run) hit an LRU cache.
+
+        A single short text spends more time in `SentenceTransformer.encode`'s batching than
+        in the model, so a plain mean-pooling model is run directly (same vector).
+        """
+        size = self.settings.query_cache
+        with self._lock:
+            hit = self._queries.get(text)
+            if hit is not None:
+                self._queries.move_to_end(text)
+                return hit
+        vec = self._encode_one(text)
+        vec.setflags(write=False)
+        if size:
+            with self._lock:
+                self._queries[text] = vec
+                while len(self._queries) > size:
+                    self._queries.popitem(last=False)
+        return vec
+
+    def _encode_one(self, text: str) -> np.ndarray:
+        fast = self._fast_path()
+        if not fast:
+            return self.encode([text])[0]
+        import torch
+
+        tokenizer, transformer, max_len = fast
+        with torch.inference_mode():
+            batch = tokenizer([text], return_tensors="pt", truncation=True, max_length=max_len)
+            hidden = transformer(**batch).last_hidden_state
+            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            vec = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+            vec = torch.nn.functional.normalize(vec, dim=-1)
+        return np.ascontiguousarray(vec[0].numpy(), dtype=np.float32)
+
+    def _fast_path(self) -> Any:
+        """(tokenizer, HF model, max length) if the pipeline is Transformer, mean Pooling, Normalize."""
+        if self._fast is None:
+            model = self._load()
+            mods = list(model)
+            names = [type(m).__name__ for m in mods]
+            ok = (names == ["Transformer", "Pooling", "Normalize"] and self.settings.device == "cpu"
+                  and _mean_pooling(mods[1]) and not getattr(model, "default_prompt_name", None))
+            self._fast = (model.tokenizer, mods[0].auto_model, int(model.max_seq_length)) if ok else False
+        return self._fast
+
+
+def _mean_pooling(pooling: Any) -> bool:
+    """True for plain mean pooling, in both the old (flags) and new (`pooling_mode`) Pooling APIs."""
+    config = pooling.get_config_dict() if hasattr(pooling, "get_config_dict") else {}
+    if "pooling_mode" in config:
+        return bool(config["pooling_mode"] == "mean")
+    flags = {k: v for k, v in config.items() if k.startswith("pooling_mode_")}
+    return bool(flags) and flags.get("pooling_mode_mean_tokens") is True and sum(map(bool, flags.values())) == 1
 
 
 registry.register("embedder", "sentence-transformers", SentenceTransformerEmbedder)

@@ -15,10 +15,11 @@ class DenseIndex:
 
     FILE = "dense.faiss"
 
-    def __init__(self, index: Any, kind: str, ef_search: int = 64) -> None:
+    def __init__(self, index: Any, kind: str, ef_search: int = 64, threads: int = 1) -> None:
         self._index = index
         self.kind = kind
         self.ef_search = ef_search
+        self.threads = threads
 
     @classmethod
     def build(cls, ids: np.ndarray, vectors: np.ndarray, dim: int, cfg: IndexSettings) -> DenseIndex:
@@ -32,7 +33,7 @@ class DenseIndex:
         index = faiss.IndexIDMap2(inner)
         if len(ids):
             index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), ids.astype(np.int64))
-        return cls(index, cfg.dense, cfg.hnsw_ef_search)
+        return cls(index, cfg.dense, cfg.hnsw_ef_search, cfg.search_threads)
 
     def save(self, folder: Path) -> None:
         import faiss
@@ -40,10 +41,10 @@ class DenseIndex:
         faiss.write_index(self._index, str(folder / self.FILE))
 
     @classmethod
-    def load(cls, folder: Path, kind: str, ef_search: int) -> DenseIndex:
+    def load(cls, folder: Path, kind: str, ef_search: int, threads: int = 1) -> DenseIndex:
         import faiss
 
-        return cls(faiss.read_index(str(folder / cls.FILE)), kind, ef_search)
+        return cls(faiss.read_index(str(folder / cls.FILE)), kind, ef_search, threads)
 
     @property
     def size(self) -> int:
@@ -67,6 +68,21 @@ class DenseIndex:
             else:
                 params.sel = sel
             params._keep_sel = sel  # noqa: SLF001 - keep the selector alive during search
-        scores, ids = self._index.search(q, k, params=params)
+        scores, ids = _search_with_threads(self._index, q, k, params, self.threads)
         keep = ids[0] >= 0
         return ids[0][keep].astype(np.int64), scores[0][keep].astype(np.float32)
+
+
+def _search_with_threads(index: Any, q: np.ndarray, k: int, params: Any, threads: int) -> tuple[Any, Any]:
+    """One query gains nothing from OpenMP's team but pays its wake-up (measured 1.6 vs 6.9 ms
+    p50 on 2 busy cores over 10k vectors), so single-query searches run on `threads` threads."""
+    import faiss
+
+    if threads <= 0:
+        return index.search(q, k, params=params)
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(threads)
+    try:
+        return index.search(q, k, params=params)
+    finally:
+        faiss.omp_set_num_threads(before)

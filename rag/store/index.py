@@ -128,7 +128,7 @@ def embedder_env(embedder_id: str) -> str:
     return f"RAG_EMBEDDER__MODEL={model} RAG_EMBEDDER__BACKEND={backend or 'sentence-transformers'}"
 
 
-def load_index(root: Path, *, embedder_id: str, dim: int, collection: str) -> LoadedIndex:
+def load_index(root: Path, *, embedder_id: str, dim: int, collection: str, search_threads: int = 1) -> LoadedIndex:
     """Load the current version, refusing one built for another vector space."""
     folder = current_folder(root)
     if folder is None:
@@ -146,6 +146,6 @@ def load_index(root: Path, *, embedder_id: str, dim: int, collection: str) -> Lo
             f"set {embedder_env(manifest['embedder_id'])} or run `rag reindex {collection}` "
             f"to re-embed with the new model"
         )
-    dense = DenseIndex.load(folder, manifest["dense"]["kind"], int(manifest["dense"]["ef_search"]))
+    dense = DenseIndex.load(folder, manifest["dense"]["kind"], int(manifest["dense"]["ef_search"]), search_threads)
     sparse = SparseIndex.load(folder)
     return LoadedIndex(folder, manifest, dense, sparse)

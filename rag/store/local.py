@@ -229,9 +229,9 @@ class LocalStore:
 
     def index(self, name: str) -> idx.LoadedIndex:
         """The current index, rebuilt first when it lags the ledger."""
-        coll = self.collection(name)
+        coll = self.collection(name)  # one query: the row carries the revision
         self.check_embedder(coll)
-        rev = self.revision(coll)
+        rev = int(coll.revision or 0)
         root = self.settings.index_root / name
         with self._lock:
             cached = self._loaded.get(name)
@@ -240,7 +240,8 @@ class LocalStore:
             manifest = idx.read_manifest(root)
             if manifest is None or int(manifest["ledger_revision"]) != rev:
                 self.rebuild_index(name)
-            loaded = idx.load_index(root, embedder_id=self.embedder_id, dim=self.dim, collection=name)
+            loaded = idx.load_index(root, embedder_id=self.embedder_id, dim=self.dim, collection=name,
+                                    search_threads=self.settings.index.search_threads)
             self._loaded[name] = loaded
             return loaded
 

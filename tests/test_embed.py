@@ -1,0 +1,46 @@
+"""The default embedder: the single-query fast path and the query-vector cache."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+QUERIES = [
+    "what is reciprocal rank fusion?",
+    "a",
+    "word " * 400,  # longer than the model's 256 tokens: truncated the same way
+    "Ünïcode tëxt, émojis 🎉 and numbers 1234",
+]
+
+
+@pytest.mark.parametrize("text", QUERIES)
+def test_query_fast_path_gives_the_batch_vector(embedder, text: str) -> None:
+    embedder._queries.clear()
+    batch = embedder.encode([text])[0]
+    single = embedder.encode_query(text)
+    assert embedder._fast_path(), "the default model is mean pooling: the fast path must be taken"
+    np.testing.assert_allclose(single, batch, atol=1e-5)
+    assert abs(float(np.linalg.norm(single)) - 1.0) < 1e-5
+
+
+def test_query_cache_returns_the_same_vector_and_evicts_oldest(embedder, monkeypatch) -> None:
+    monkeypatch.setattr(embedder.settings, "query_cache", 2)
+    embedder._queries.clear()
+    calls: list[str] = []
+    real = embedder._encode_one
+    monkeypatch.setattr(embedder, "_encode_one", lambda t: calls.append(t) or real(t))
+    a = embedder.encode_query("alpha")
+    assert embedder.encode_query("alpha") is a
+    embedder.encode_query("beta")
+    embedder.encode_query("gamma")  # evicts alpha
+    embedder.encode_query("alpha")
+    assert calls == ["alpha", "beta", "gamma", "alpha"]
+    assert not a.flags.writeable  # a cached vector cannot be changed by a caller
+    embedder._queries.clear()
+
+
+def test_query_cache_off(embedder, monkeypatch) -> None:
+    monkeypatch.setattr(embedder.settings, "query_cache", 0)
+    embedder._queries.clear()
+    embedder.encode_query("alpha")
+    assert len(embedder._queries) == 0
