@@ -69,7 +69,7 @@ def citation_cards(answer: Any, names: dict[str, str] | None = None, *, cited_on
         verified = all(c.supported for c in cites) if cites else None
         span = (cites[0].evidence_start, cites[0].evidence_end) if cites else (0, 0)
         doc = display_name(hit.source, names)
-        mark = {True: "✅ verified", False: "⚠️ not verified", None: "not cited"}[verified]
+        mark = {True: "✓ verified", False: "✗ not verified", None: "not cited"}[verified]
         page = f" · p. {hit.page}" if hit.page is not None else ""
         cards.append(CitationCard(n=n, label=f"[{n}] {doc}{page} · {mark}", document=doc, page=hit.page,
                                   section=" › ".join(hit.heading_path), passage_html=highlight(hit.text, *span),

@@ -13,7 +13,7 @@ from apps.ui.widgets import get_rag
 
 PAGES = Path(__file__).resolve().parent / "pages"
 
-st.set_page_config(page_title="rag-platform", page_icon="📚", layout="wide")
+st.set_page_config(page_title="rag-platform", page_icon=":material/menu_book:", layout="wide")
 st.markdown("<style>.rag-passage{font-size:0.92rem;line-height:1.45}"
             ".rag-passage mark{background:#ffe58a;padding:0 2px}</style>", unsafe_allow_html=True)
 
@@ -21,9 +21,9 @@ try:
     has_documents = any(c.documents for c in get_rag().collections())
 except Exception:  # noqa: BLE001 - the page itself shows the error
     has_documents = False
-ask = st.Page(PAGES / "ask.py", title="Ask", icon="💬", url_path="ask", default=has_documents)
-collections = st.Page(PAGES / "collections.py", title="Collections", icon="📁", url_path="collections",
+ask = st.Page(PAGES / "ask.py", title="Ask", icon=":material/chat:", url_path="ask", default=has_documents)
+collections = st.Page(PAGES / "collections.py", title="Collections", icon=":material/folder:", url_path="collections",
                       default=not has_documents)
-search = st.Page(PAGES / "search.py", title="Search", icon="🔎", url_path="search")
-evaluation = st.Page(PAGES / "evaluation.py", title="Evaluation", icon="📊", url_path="evaluation")
+search = st.Page(PAGES / "search.py", title="Search", icon=":material/search:", url_path="search")
+evaluation = st.Page(PAGES / "evaluation.py", title="Evaluation", icon=":material/bar_chart:", url_path="evaluation")
 st.navigation([ask, collections, search, evaluation]).run()
