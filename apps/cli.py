@@ -213,10 +213,12 @@ from apps.cli_api import keys_app, serve  # the HTTP API's commands
 app.add_typer(keys_app, name="keys")
 app.command()(serve)
 
+from apps.cli_app import app_cmd  # the Streamlit app
 from apps.cli_eval import eval_app, finetune_cmd  # noqa: E402 - evaluation commands
 
 app.add_typer(eval_app, name="eval")
 app.command("finetune")(finetune_cmd)
+app.command("app")(app_cmd)
 
 
 def main() -> None:

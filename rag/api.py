@@ -150,6 +150,27 @@ class RAG:
     def delete_collection(self, name: str) -> None:
         self.store.delete_collection(name)
 
+    def delete_document(self, collection: str, document_id: int) -> str:
+        """Remove one document and its chunks, rebuild the index; returns its source.
+
+        The source file itself is left alone: it may be the user's own file.
+        """
+        from sqlalchemy import select
+
+        from rag.errors import NotFoundError
+        from rag.store.ledger import Document
+
+        coll = self.store.collection(collection)
+        with self.store.sessions() as s:
+            source = s.scalar(select(Document.source_uri).where(Document.id == document_id,
+                                                                 Document.collection_id == coll.id))
+        if source is None:
+            raise NotFoundError(f"no document with id {document_id} in collection {collection!r}; "
+                                f"`rag docs {collection}` lists them")
+        self.store.write_batch(coll, [], removed=[source])  # bumps the revision: readers rebuild the index
+        self.store.rebuild_index(collection)
+        return str(source)
+
     def reindex(self, collection: str) -> dict[str, Any]:
         """Rebuild the index from the ledger (after a crash, or to change index settings)."""
         return self.store.rebuild_index(collection)

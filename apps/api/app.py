@@ -33,7 +33,7 @@ from apps.api.metrics import ApiMetrics, MetricsMiddleware
 from rag import RAG, Filters, RagError, Settings
 from rag.errors import ConfigError, DependencyMissingError, IndexMismatchError, NotFoundError
 from rag.store import ledger
-from rag.store.ledger import Collection, Document
+from rag.store.ledger import Collection
 
 log = logging.getLogger("rag.api")
 STATUS: list[tuple[type[RagError], int]] = [(NotFoundError, 404), (ConfigError, 400), (IndexMismatchError, 409),
@@ -237,14 +237,11 @@ def create_app(settings: Settings | None = None, rag: RAG | None = None,
     def delete_document(collection: str, document_id: int,
                         key: Annotated[KeyInfo, Depends(needs("write"))]) -> dict[str, Any]:
         coll = store.collection(collection)
-        with store.sessions() as s:
-            source = s.scalar(select(Document.source_uri).where(Document.id == document_id,
-                                                                 Document.collection_id == coll.id))
-        if source is None:
+        try:
+            source = rag.delete_document(collection, document_id)
+        except NotFoundError:
             raise NotFoundError(f"no document with id {document_id} in collection {collection!r}; "
-                                f"list them with GET /v1/collections/{collection}/documents")
-        store.write_batch(coll, [], removed=[source])  # bumps the revision: readers rebuild the index
-        store.rebuild_index(collection)
+                                f"list them with GET /v1/collections/{collection}/documents") from None
         path = Path(source)
         if path.is_relative_to(uploads / collection):
             path.unlink(missing_ok=True)
