@@ -105,6 +105,36 @@ def token_f1(prediction: str, golds: Sequence[str]) -> float:
     return best
 
 
+def _lcs(a: Sequence[str], b: Sequence[str]) -> int:
+    """Length of the longest common subsequence (one row of the DP table kept)."""
+    row = [0] * (len(b) + 1)
+    for x in a:
+        prev = 0
+        for j, y in enumerate(b, 1):
+            prev, row[j] = row[j], prev + 1 if x == y else max(row[j], row[j - 1])
+    return row[-1]
+
+
+def rouge_l(prediction: str, golds: Sequence[str]) -> float:
+    """Best ROUGE-L F1 (longest common subsequence) against any gold, on SQuAD-normalised tokens.
+
+    Unlike token F1 it rewards words in the gold's order, which separates a fluent answer
+    from a bag of the right words.
+    """
+    pred = normalize_answer(prediction).split()
+    best = 0.0
+    for gold in golds:
+        ref = normalize_answer(gold).split()
+        if not pred or not ref:
+            best = max(best, float(pred == ref))
+            continue
+        lcs = _lcs(pred, ref)
+        if lcs:
+            p, r = lcs / len(pred), lcs / len(ref)
+            best = max(best, 2 * p * r / (p + r))
+    return best
+
+
 def contains_answer(text: str, golds: Sequence[str]) -> bool:
     """Whether a passage holds a gold answer (normalised substring)."""
     norm = f" {normalize_answer(text)} "

@@ -25,7 +25,7 @@ from rag.errors import RagError
 from rag.store.ledger import EvalResult, EvalRun
 
 # Higher is better for these; the report and diff use them in this order.
-QUALITY = ("em", "f1", "citation_precision", "citation_recall", "supported_share", "groundedness",
+QUALITY = ("em", "f1", "rouge_l", "citation_precision", "citation_recall", "supported_share", "groundedness",
            "abstention_correct", "gold_retrieved")
 COST = ("latency_s", "ttft_s", "tokens_in", "tokens_out", "cost_usd")
 CORRECT_F1 = 0.5

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from eval.datasets import QAItem
-from eval.metrics import contains_answer, exact_match, token_f1
+from eval.metrics import contains_answer, exact_match, rouge_l, token_f1
 from rag.cite import is_abstention, strip_markers
 from rag.llm.base import Completion
 
@@ -30,6 +30,7 @@ def score_rag(answer: Any, item: QAItem, latency_s: float, ttft_s: float | None)
     metrics = {
         "em": exact_match(text, item.answers) if item.answerable else None,
         "f1": token_f1(text, item.answers) if item.answerable else None,
+        "rouge_l": rouge_l(text, item.answers) if item.answerable else None,
         "citation_precision": sum(gold_cited) / len(cites) if cites and item.answerable else None,
         "citation_recall": float(any(c.source == item.passage_id for c in cites))
         if item.answerable and item.passage_id else None,
@@ -58,6 +59,7 @@ def score_closed(done: Completion, item: QAItem) -> tuple[str, dict[str, Any], d
     metrics = {
         "em": exact_match(text, item.answers) if item.answerable else None,
         "f1": token_f1(text, item.answers) if item.answerable else None,
+        "rouge_l": rouge_l(text, item.answers) if item.answerable else None,
         "abstention_correct": float(is_abstention(text) != item.answerable) if not item.answerable else None,
         "latency_s": done.latency_s, "ttft_s": done.ttft_s, "tokens_in": done.usage.input_tokens,
         "tokens_out": done.usage.output_tokens, "cost_usd": 0.0,

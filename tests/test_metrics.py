@@ -72,3 +72,17 @@ def test_squad_normalisation_em_f1() -> None:
     assert token_f1("nothing", ["Denver Broncos"]) == 0.0
     assert contains_answer("In 2016 the Denver Broncos beat Carolina.", ["Denver Broncos"])
     assert not contains_answer("Denverite fans", ["Denver"])
+
+
+def test_rouge_l_hand_computed() -> None:
+    from eval.metrics import rouge_l, token_f1
+
+    # normalised: "cat sat on mat" vs "cat was on mat": LCS 3 of 4 each way.
+    assert rouge_l("The cat sat on the mat.", ["a cat was on the mat"]) == pytest.approx(0.75)
+    # Same bag of words, reversed order: token F1 is perfect, ROUGE-L is not (LCS = 1 of 3).
+    assert token_f1("mat on cat", ["cat on mat"]) == pytest.approx(1.0)
+    assert rouge_l("mat on cat", ["cat on mat"]) == pytest.approx(1 / 3)
+    # Best over golds; precision and recall differ: LCS 2, P 2/2, R 2/5 -> F 4/7.
+    assert rouge_l("Denver Broncos", ["Carolina Panthers", "the Denver Broncos of Colorado USA"]) == pytest.approx(4 / 7)
+    assert rouge_l("", [""]) == 1.0
+    assert rouge_l("something", ["other"]) == 0.0
