@@ -50,6 +50,9 @@ def app_cmd(
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
     argv = streamlit_argv(port, host, ApiSettings().max_upload_mb)
     typer.echo(f"rag app on http://{host}:{port} (data home {env.get('RAG_HOME', '.rag')}); Ctrl-C stops it")
+    if os.name == "posix":  # become the server: signals (Ctrl-C, a supervisor's SIGTERM) reach it directly
+        sys.stdout.flush()
+        os.execve(argv[0], argv, env)
     try:
         raise typer.Exit(subprocess.call(argv, env=env))
     except KeyboardInterrupt:

@@ -185,6 +185,7 @@ def compare(rag: RAG, data: QAData, cfg: CompareConfig, *, resume: int | None = 
     cfg = replace(cfg, adapter=str(adapter) if adapter else None)
     removed = set(split.removed_passages)
     rag.ingest_texts((t for t in data.source_texts() if t.source not in removed), collection=cfg.collection)
+    _drop_passages(rag, cfg.collection, removed)
     rag.store.index(cfg.collection)  # built now, so its manifest is what the run records
     providers = _providers(rag, cfg, adapter)
     settings = rag.settings.model_copy(update={"llm": LLMSettings(providers=providers, max_attempts=1,
@@ -214,6 +215,14 @@ def finalize(rag: RAG, run_id: int, run_dir: Path, *, resamples: int = 2000) -> 
     if not done:
         runs.update_run(rag.store.sessions, run_id, status="partial")
     return CompareOutcome(run_id, summary, paths)
+
+
+def _drop_passages(rag: RAG, collection: str, removed: set[str]) -> None:
+    """Unanswerable means absent: a collection reused from an earlier run may still hold the passage."""
+    coll = rag.store.collection(collection)
+    present = [src for src in rag.store.document_hashes(coll) if src in removed]
+    if present:
+        rag.store.write_batch(coll, [], removed=present)
 
 
 def _ask_all(rag: RAG, items: list[QAItem], arms: list[str], cfg: CompareConfig, adapter: Path | None,

@@ -8,6 +8,7 @@ they never stop the run or touch what is already ingested.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
@@ -23,8 +24,11 @@ from rag.config import Settings
 from rag.errors import LoaderError, RagError
 from rag.store.index import read_manifest
 from rag.store.ledger import IngestFile, IngestRun
+from rag.contextual import index_text
 from rag.store.local import DocumentWrite, LocalStore, text_hash
 from rag.types import SourceText
+
+log = logging.getLogger(__name__)
 
 
 class LocalIngestor:
@@ -59,6 +63,12 @@ class LocalIngestor:
         t0 = time.perf_counter()
         coll = self.store.collection(collection, create=True)
         self.store.check_embedder(coll)
+        chunking = self.settings.chunking.config_hash(self.store.embedder_id)
+        if not force and coll.chunking_hash and coll.chunking_hash != chunking:
+            log.warning("collection %r was chunked with other settings (%s, now %s): re-chunking and "
+                        "re-embedding every document in this run; documents left out of it keep their "
+                        "old chunks until they are ingested again", collection, coll.chunking_hash, chunking)
+            force = True
         with self.store.sessions.begin() as s:
             run = IngestRun(collection_id=coll.id, engine="local", status="running")
             s.add(run)
@@ -152,22 +162,32 @@ class LocalIngestor:
             self._emit(report, progress, FileResult(src, "failed", reason, 0, timing.get(src, 0.0)))
 
     def _embed(self, writes: list[DocumentWrite], report: IngestReport, progress: Progress) -> None:
-        """Embed only texts the cache does not hold, all of the batch in one call."""
-        hashes = {text_hash(c.text): c for w in writes for c in w.chunks}
-        cached = self.store.cached_vectors(hashes)
-        todo = [h for h in hashes if h not in cached]
+        """Embed only texts the cache does not hold, all of the batch in one call.
+
+        What is embedded is the chunk with its context header (rag.contextual); the
+        cache and the ledger key vectors by the hash of exactly that text.
+        """
+        header = self.settings.chunking.context_header
+        texts = {}
+        for w in writes:
+            for c in w.chunks:
+                t = index_text(w.title, c.heading_path, c.text, header=header)
+                texts[text_hash(t)] = (t, c.token_count)
+        cached = self.store.cached_vectors(texts)
+        todo = [h for h in texts if h not in cached]
         if todo:
             ts = time.perf_counter()
-            vecs = self.embedder.encode([hashes[h].text for h in todo])
+            vecs = self.embedder.encode([texts[h][0] for h in todo])
             secs = time.perf_counter() - ts
-            tokens = sum(hashes[h].token_count for h in todo)
+            tokens = sum(texts[h][1] for h in todo)
             report.stage_seconds["embed"] += secs
             report.texts_embedded += len(todo)
             report.tokens_embedded += tokens
             progress.embedded(len(todo), tokens, secs)
             fresh = dict(zip(todo, vecs, strict=True))
             for w in writes:
-                w.vectors = {h: fresh[h] for h in (text_hash(c.text) for c in w.chunks) if h in fresh}
+                keys = (text_hash(index_text(w.title, c.heading_path, c.text, header=header)) for c in w.chunks)
+                w.vectors = {h: fresh[h] for h in keys if h in fresh}
 
     @staticmethod
     def _emit(report: IngestReport, progress: Progress, result: FileResult) -> None:

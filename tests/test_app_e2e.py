@@ -8,6 +8,7 @@ RAG_CI is unset: under CI a missing browser is a failure.
 from __future__ import annotations
 
 import os
+import signal
 import shutil
 import socket
 import subprocess
@@ -72,11 +73,13 @@ def app_url(tmp_path: Path) -> Iterator[str]:
             time.sleep(0.3)
         yield url
     finally:
-        proc.terminate()
+        # The whole process group: `rag app` and the Streamlit server it starts.
+        os.killpg(proc.pid, signal.SIGTERM)
         try:
             proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
-            proc.kill()
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=15)
         log.close()
 
 

@@ -228,3 +228,14 @@ def test_unknown_arm_is_refused_before_any_work(tmp_path: Path, embedder: Any) -
 
     with pytest.raises(RagError, match="unknown arm 'rag-nope'"):
         compare(RAG.open(tmp_path / "h", embedder=embedder), DATA, CompareConfig(arms=("rag-nope",)))
+
+
+def test_reused_collection_loses_the_passages_of_unanswerable_questions(rag) -> None:
+    from eval.harness import _drop_passages
+    from rag.types import SourceText
+
+    rag.ingest_texts([SourceText(source=s, text=f"Passage {s} about topic {s}.") for s in ("p1", "p2", "p3")],
+                     collection="qa")
+    _drop_passages(rag, "qa", {"p2", "not-there"})
+    assert sorted(d.source_uri for d in rag.documents("qa")) == ["p1", "p3"]
+    assert all(h.source != "p2" for h in rag.search("Passage p2 about topic p2", collection="qa", k=3))

@@ -77,7 +77,8 @@ def write_index(
             "chunks": int(len(ids)),
             "bm25_vocab": sparse.vocab_size,
             "dense": {"kind": cfg.dense, "hnsw_m": cfg.hnsw_m, "ef_search": cfg.hnsw_ef_search},
-            "bm25": {"k1": cfg.bm25_k1, "b": cfg.bm25_b, "language": cfg.bm25_language, "engine": "bm25s"},
+            "bm25": {"k1": cfg.bm25_k1, "b": cfg.bm25_b, "language": cfg.bm25_language, "engine": "bm25s",
+                     "neighbours": cfg.bm25_neighbours},
             "created_at": time.time(),
         }
         (tmp / "manifest.json").write_text(json.dumps(full, indent=2, sort_keys=True))

@@ -23,6 +23,7 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from rag.config import Settings
+from rag.contextual import ChunkRow, index_text, sparse_texts
 from rag.errors import ConfigError, IndexMismatchError, NotFoundError
 from rag.filters import Filters
 from rag.store import index as idx
@@ -167,8 +168,9 @@ class LocalStore:
                              metadata_=d.metadata, status="ok", chunk_count=len(d.chunks)) for d in docs]
             s.add_all(rows)
             s.flush()  # one multi-row INSERT ... RETURNING gives every document its id
+            header = self.settings.chunking.context_header
             chunk_rows = [{"document_id": doc.id, "collection_id": coll.id, "ordinal": c.ordinal, "text": c.text,
-                           "text_hash": text_hash(c.text), "char_start": c.char_start, "char_end": c.char_end,
+                           "text_hash": text_hash(index_text(d.title, c.heading_path, c.text, header=header)), "char_start": c.char_start, "char_end": c.char_end,
                            "page": c.page, "heading_path": list(c.heading_path), "token_count": c.token_count}
                           for doc, d in zip(rows, docs, strict=True) for c in d.chunks]
             if chunk_rows:
@@ -204,10 +206,14 @@ class LocalStore:
         coll = self.collection(name)
         with self.sessions() as s:
             rev = self.revision(coll)
-            rows = s.execute(select(Chunk.id, Chunk.text, Chunk.text_hash).where(
-                Chunk.collection_id == coll.id).order_by(Chunk.id)).all()
+            rows = s.execute(select(Chunk.id, Chunk.text, Chunk.text_hash, Chunk.document_id, Chunk.ordinal,
+                                    Chunk.heading_path, Document.title)
+                             .join(Document, Chunk.document_id == Document.id)
+                             .where(Chunk.collection_id == coll.id).order_by(Chunk.id)).all()
         ids = np.array([r[0] for r in rows], dtype=np.int64)
-        texts = [r[1] for r in rows]
+        texts = sparse_texts([ChunkRow(r[0], r[3], r[4], r[1], r[6], tuple(r[5] or ())) for r in rows],
+                             neighbours=self.settings.index.bm25_neighbours,
+                             header=self.settings.chunking.context_header)
         cache = self.cached_vectors(r[2] for r in rows)
         missing = [r[2] for r in rows if r[2] not in cache]
         if missing:
