@@ -98,10 +98,15 @@ def compare_cmd(
     collection: Annotated[str, typer.Option(help="Collection the corpus is ingested into.")] = "eval-squad",
     seed: SeedOpt = 13,
     dataset: SquadOpt = SHARED / "squad" / "dev-v1.1-part1.json",
+    corpus: Annotated[Path | None, typer.Option(help="With a .jsonl dataset: a corpus.jsonl (_id, title, text) "
+                                                     "to ingest; without it, --collection must exist.")] = None,
     home: HomeOpt = None,
 ) -> None:
-    """The same held-out questions through every arm, with 95% paired-bootstrap CIs; writes a report."""
-    from eval.datasets import load_squad
+    """The same held-out questions through every arm, with 95% paired-bootstrap CIs; writes a report.
+
+    --dataset takes SQuAD v1.1 JSON, or our JSONL QA format (question, answers, relevant, answerable).
+    """
+    from eval.datasets import load_qa_jsonl, load_squad
     from eval.harness import CompareConfig, compare
 
     cfg = CompareConfig(questions=questions, train=train, arms=tuple(a.strip() for a in arms.split(",") if a.strip()),
@@ -109,7 +114,8 @@ def compare_cmd(
                         adapter=str(adapter) if adapter else None, dataset=dataset.name, limit=limit,
                         finetune=_ft_config(epochs, max_steps, 8, 2e-4, threads))
     t0 = time.perf_counter()
-    out = compare(_rag(home), load_squad(dataset), cfg, resume=resume, console=console)
+    data = load_qa_jsonl(dataset, corpus) if dataset.suffix == ".jsonl" else load_squad(dataset)
+    out = compare(_rag(home), data, cfg, resume=resume, console=console)
     _print_summary(out.run_id, out.summary)
     console.print(f"run {out.run_id} in {time.perf_counter() - t0:.0f}s; report {out.reports['html']}")
 

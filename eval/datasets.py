@@ -30,13 +30,19 @@ class BeirData:
 
 
 def _jsonl(path: Path) -> Iterator[dict[str, object]]:
+    for _n, row in _numbered_jsonl(path):
+        yield row
+
+
+def _numbered_jsonl(path: Path) -> Iterator[tuple[int, dict[str, object]]]:
+    """(line number, object) for each non-blank line, so errors can name the line."""
     if not path.exists():
-        raise RagError(f"{path} not found: a BEIR folder needs corpus.jsonl, queries.jsonl and qrels/")
+        raise RagError(f"{path} not found (a BEIR folder has corpus.jsonl, queries.jsonl and qrels/; a QA file is JSONL)")
     with open(path, encoding="utf-8") as fh:
         for n, line in enumerate(fh, 1):
             if line.strip():
                 try:
-                    yield json.loads(line)
+                    yield n, json.loads(line)
                 except json.JSONDecodeError as exc:
                     raise RagError(f"{path}:{n}: not valid JSON ({exc})") from exc
 
@@ -71,6 +77,13 @@ class QAItem:
     answers: tuple[str, ...]
     passage_id: str | None = None
     answerable: bool = True
+    relevant: tuple[str, ...] = ()
+    """Further relevant document ids (our JSONL format allows several)."""
+
+    @property
+    def gold_sources(self) -> frozenset[str]:
+        """Every source that counts as the right one to retrieve or cite."""
+        return frozenset((*self.relevant, *([self.passage_id] if self.passage_id else [])))
 
 
 @dataclass(frozen=True)
@@ -101,6 +114,43 @@ def load_squad(path: str | Path) -> QAData:
             for qa in para["qas"]:
                 golds = tuple(dict.fromkeys(a["text"] for a in qa["answers"]))
                 items.append(QAItem(str(qa["id"]), qa["question"], golds, pid))
+    return QAData(passages, items)
+
+
+def load_qa_jsonl(path: str | Path, corpus: str | Path | None = None) -> QAData:
+    """Our own QA format, one JSON object per line, for questions about your own documents.
+
+    Fields: `question` (required), `answers` (list of gold strings; may be empty
+    when `answerable` is false), optional `id`, `relevant` (document sources or
+    ids that hold the answer) and `answerable` (default true). `corpus` is an
+    optional BEIR-style corpus.jsonl (`_id`, `title`, `text`) to ingest; without
+    it the questions run against a collection you have already ingested.
+    """
+    path = Path(path)
+    items: list[QAItem] = []
+    for n, row in _numbered_jsonl(path):
+        where = f"{path}:{n}"
+        if not isinstance(row, dict) or not str(row.get("question") or "").strip():
+            raise RagError(f"{where}: each line needs a non-empty 'question'")
+        answers = row.get("answers", [])
+        if isinstance(answers, str) or not isinstance(answers, list):
+            raise RagError(f"{where}: 'answers' must be a list of strings, got {answers!r}")
+        answerable = bool(row.get("answerable", True))
+        if answerable and not answers:
+            raise RagError(f"{where}: an answerable question needs at least one gold answer "
+                           "(or set \"answerable\": false)")
+        relevant = row.get("relevant", [])
+        if isinstance(relevant, str):
+            relevant = [relevant]
+        rel = tuple(str(r) for r in relevant)
+        items.append(QAItem(str(row.get("id", f"q{n}")), str(row["question"]), tuple(map(str, answers)),
+                            rel[0] if rel else None, answerable, rel[1:]))
+    if len({i.id for i in items}) != len(items):
+        raise RagError(f"{path}: question ids are not unique")
+    passages: dict[str, tuple[str, str]] = {}
+    if corpus is not None:
+        passages = {str(d["_id"]): (str(d.get("title") or ""), str(d.get("text") or ""))
+                    for d in _jsonl(Path(corpus))}
     return QAData(passages, items)
 
 

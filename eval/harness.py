@@ -151,6 +151,9 @@ def compare(rag: RAG, data: QAData, cfg: CompareConfig, *, resume: int | None = 
     if unknown and resume is None:
         raise RagError(f"unknown arm {unknown[0]!r}; known here: {', '.join(sorted(known))} "
                        "(rag-<name> needs an API provider <name> in the settings)")
+    if cfg.unanswerable and not data.passages:
+        raise RagError("--unanswerable removes passages from a corpus this dataset does not have: pass "
+                       "--corpus, or mark questions \"answerable\": false in the JSONL")
     sessions = rag.store.sessions
     by_id = {i.id: i for i in data.items}
     if resume is not None:
@@ -176,7 +179,8 @@ def compare(rag: RAG, data: QAData, cfg: CompareConfig, *, resume: int | None = 
             raise RagError("fine-tuned arms need an adapter: pass --adapter PATH or --train N (N > 0)")
         adapter = run_dir / "adapter"
         pairs = [QAPair(i.id, i.question, i.answers[0],
-                        data.passages[i.passage_id][1] if cfg.with_passage and i.passage_id else None)
+                        data.passages[i.passage_id][1] if cfg.with_passage and i.passage_id in data.passages
+                        else None)
                  for i in split.train]
         finetune(pairs, out_dir=adapter, home=rag.settings.home, config=cfg.finetune, console=console,
                  extra={"eval_ids": [i.id for i in split.evaluate]})
@@ -184,8 +188,10 @@ def compare(rag: RAG, data: QAData, cfg: CompareConfig, *, resume: int | None = 
         _check_adapter(adapter, split)
     cfg = replace(cfg, adapter=str(adapter) if adapter else None)
     removed = set(split.removed_passages)
-    rag.ingest_texts((t for t in data.source_texts() if t.source not in removed), collection=cfg.collection)
-    _drop_passages(rag, cfg.collection, removed)
+    if data.passages:
+        rag.ingest_texts((t for t in data.source_texts() if t.source not in removed), collection=cfg.collection)
+        _drop_passages(rag, cfg.collection, removed)
+    rag.store.collection(cfg.collection)  # no corpus given: the questions run against an existing collection
     rag.store.index(cfg.collection)  # built now, so its manifest is what the run records
     providers = _providers(rag, cfg, adapter)
     settings = rag.settings.model_copy(update={"llm": LLMSettings(providers=providers, max_attempts=1,

@@ -18,7 +18,7 @@ from rag.llm.base import Completion
 def cited_is_gold(answer: Any, n: int, item: QAItem) -> bool:
     """A cited source counts as relevant when it is the gold passage or holds a gold answer."""
     hit = answer.sources[n - 1]
-    return bool(hit.source == item.passage_id or contains_answer(hit.text, item.answers))
+    return bool(hit.source in item.gold_sources or contains_answer(hit.text, item.answers))
 
 
 def score_rag(answer: Any, item: QAItem, latency_s: float, ttft_s: float | None) -> tuple[str, dict[str, Any],
@@ -32,13 +32,13 @@ def score_rag(answer: Any, item: QAItem, latency_s: float, ttft_s: float | None)
         "f1": token_f1(text, item.answers) if item.answerable else None,
         "rouge_l": rouge_l(text, item.answers) if item.answerable else None,
         "citation_precision": sum(gold_cited) / len(cites) if cites and item.answerable else None,
-        "citation_recall": float(any(c.source == item.passage_id for c in cites))
-        if item.answerable and item.passage_id else None,
+        "citation_recall": float(any(c.source in item.gold_sources for c in cites))
+        if item.answerable and item.gold_sources else None,
         "supported_share": answer.supported_share if cites else None,
         "groundedness": answer.groundedness,
         "abstention_correct": float(bool(answer.abstained) != item.answerable),
-        "gold_retrieved": float(any(h.source == item.passage_id for h in answer.sources))
-        if item.passage_id else None,
+        "gold_retrieved": float(any(h.source in item.gold_sources for h in answer.sources))
+        if item.gold_sources else None,
         "latency_s": latency_s, "ttft_s": answer.ttft_s if answer.ttft_s is not None else ttft_s,
         "tokens_in": answer.tokens_in, "tokens_out": answer.tokens_out, "cost_usd": answer.cost_usd,
     }
@@ -46,7 +46,7 @@ def score_rag(answer: Any, item: QAItem, latency_s: float, ttft_s: float | None)
         "question": item.question, "gold": list(item.answers), "answerable": item.answerable,
         "provider": answer.provider, "abstained": answer.abstained,
         "sources": [{"n": n, "source": h.source, "title": h.title, "chunk_id": h.chunk_id,
-                     "gold": h.source == item.passage_id} for n, h in enumerate(answer.sources, 1)],
+                     "gold": h.source in item.gold_sources} for n, h in enumerate(answer.sources, 1)],
         "citations": [{"n": c.n, "source": c.source, "supported": c.supported, "sentence": c.sentence,
                        "relevant": gold_cited[i] if gold_cited else None} for i, c in enumerate(cites)],
     }

@@ -239,3 +239,39 @@ def test_reused_collection_loses_the_passages_of_unanswerable_questions(rag) -> 
     _drop_passages(rag, "qa", {"p2", "not-there"})
     assert sorted(d.source_uri for d in rag.documents("qa")) == ["p1", "p3"]
     assert all(h.source != "p2" for h in rag.search("Passage p2 about topic p2", collection="qa", k=3))
+
+
+def test_jsonl_qa_format_and_its_errors(tmp_path) -> None:
+    from eval.datasets import load_qa_jsonl
+    from rag.errors import RagError
+
+    qa = tmp_path / "qa.jsonl"
+    qa.write_text('{"id": "a", "question": "Who?", "answers": ["Ada"], "relevant": ["doc1", "doc2"]}\n'
+                  '\n{"question": "Where is the moon base?", "answers": [], "answerable": false}\n')
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text('{"_id": "doc1", "title": "T", "text": "Ada wrote it."}\n')
+    data = load_qa_jsonl(qa, corpus)
+    first, second = data.items
+    assert first.gold_sources == {"doc1", "doc2"} and first.answers == ("Ada",)
+    assert second.id == "q3" and not second.answerable and second.gold_sources == frozenset()
+    assert data.passages == {"doc1": ("T", "Ada wrote it.")}
+    for line, needle in [('{"answers": ["x"]}', "non-empty 'question'"),
+                         ('{"question": "q", "answers": "x"}', "must be a list"),
+                         ('{"question": "q", "answers": []}', "at least one gold answer"),
+                         ('{"question": "q", "answers": ["x"]', "not valid JSON")]:
+        qa.write_text(line + "\n")
+        with pytest.raises(RagError, match=needle) as err:
+            load_qa_jsonl(qa)
+        assert "qa.jsonl:1" in str(err.value)
+
+
+def test_scoring_counts_any_relevant_source_as_gold() -> None:
+    from types import SimpleNamespace
+
+    from eval.datasets import QAItem
+    from eval.scoring import cited_is_gold
+
+    item = QAItem("q", "Who?", ("Ada",), "doc1", True, ("doc2",))
+    answer = SimpleNamespace(sources=[SimpleNamespace(source="doc2", text="unrelated"),
+                                      SimpleNamespace(source="doc9", text="nothing here")])
+    assert cited_is_gold(answer, 1, item) and not cited_is_gold(answer, 2, item)
