@@ -185,9 +185,22 @@ def main() -> None:
 
     texts = list(tq.values())
     rag.search(texts[0], collection="scifact", k=10)
+    # Cold: every query embedded (query cache off), which both sides pay alike. Warm: query vectors
+    # cached (both sides call the same embedder), so the figure is the retrieval itself.
+    emb = rag.embedder
+    emb.settings.query_cache, cache_size = 0, emb.settings.query_cache
+    emb._queries.clear()
+    _, ours_cold = timed(lambda q: rag.search(q, collection="scifact", k=10), texts)
+    emb.settings.query_cache = cache_size
+    for q in texts:
+        emb.encode_query(q)
     _, ours_secs = timed(lambda q: rag.search(q, collection="scifact", k=10), texts)
     ens = langchain_ensemble(rag, args.fetch_k)
-    lc_out, lc_secs = timed(ens.invoke, texts)
+    lc_out, lc_secs = timed(ens.invoke, texts)  # warm: the vectors cached above
+    emb.settings.query_cache = 0
+    emb._queries.clear()
+    _, lc_cold = timed(ens.invoke, texts)
+    emb.settings.query_cache = cache_size
     lc_run = {qid: dedupe([c2d[d.metadata["chunk_id"]] for d in docs]) for qid, docs in zip(tq, lc_out)}
     rows["langchain EnsembleRetriever"] = evaluate_run(lc_run, qrels)
 
@@ -203,11 +216,13 @@ def main() -> None:
     latency = {"ours_hybrid_p50_ms": 1000 * pct(ours_secs, 50), "ours_hybrid_p95_ms": 1000 * pct(ours_secs, 95),
                "langchain_p50_ms": 1000 * pct(lc_secs, 50), "langchain_p95_ms": 1000 * pct(lc_secs, 95)}
     latency["p50_ratio_ours_over_langchain"] = latency["ours_hybrid_p50_ms"] / latency["langchain_p50_ms"]
+    latency.update({"cold_ours_p50_ms": 1000 * pct(ours_cold, 50), "cold_langchain_p50_ms": 1000 * pct(lc_cold, 50)})
+    latency["cold_p50_ratio"] = latency["cold_ours_p50_ms"] / latency["cold_langchain_p50_ms"]
     targets = {"bm25 ndcg@10 >= 0.67": rows["bm25"]["ndcg@10"] >= 0.67,
                "dense ndcg@10 >= 0.64": rows["dense"]["ndcg@10"] >= 0.64,
                "hybrid ndcg@10 >= 0.73 (tuned convex)":
                    rows[f"hybrid-convex (w={tuned['dense_weight']}, tuned)"]["ndcg@10"] >= 0.73,
-               "hybrid p50 <= 1/5 of langchain": latency["p50_ratio_ours_over_langchain"] <= 0.2,
+               "hybrid p50 <= 1/5 of langchain (query vectors cached)": latency["p50_ratio_ours_over_langchain"] <= 0.2,
                "rerank@20 p50 <= 1 s": rr["p50_s"] <= 1.0}
 
     table = Table(title=f"SciFact test ({len(tq)} queries, {len(test.corpus)} docs, {len(c2d)} chunks)")
@@ -218,7 +233,9 @@ def main() -> None:
     console.print(table)
     console.print(f"latency p50/p95 ms: ours {latency['ours_hybrid_p50_ms']:.1f}/{latency['ours_hybrid_p95_ms']:.1f}"
                   f"  langchain {latency['langchain_p50_ms']:.1f}/{latency['langchain_p95_ms']:.1f}"
-                  f"  ratio {latency['p50_ratio_ours_over_langchain']:.3f}")
+                  f"  ratio {latency['p50_ratio_ours_over_langchain']:.3f} (query vectors cached);"
+                  f" with query embedding: ours {latency['cold_ours_p50_ms']:.1f}, langchain "
+                  f"{latency['cold_langchain_p50_ms']:.1f}, ratio {latency['cold_p50_ratio']:.3f}")
     console.print(f"rerank@20 p50 {rr['p50_s']:.3f}s ({rr['note']});  tuned on train: {tuned['rrf_k']=}, "
                   f"{tuned['dense_weight']=}")
     for name, ok in targets.items():
