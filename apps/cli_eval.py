@@ -157,6 +157,24 @@ def _print_summary(run_id: int, summary: dict[str, Any]) -> None:
     console.print("significant quality differences (95% paired CI excludes 0): " + ("; ".join(sig) or "none"))
 
 
+@eval_app.command("judge")
+def judge_cmd(
+    run: int,
+    provider: Annotated[str, typer.Option(help="Name of a configured API provider that judges.")],
+    arms: Annotated[str | None, typer.Option(help="Comma-separated arms to judge (default: all).")] = None,
+    home: HomeOpt = None,
+) -> None:
+    """Add LLM-judged faithfulness and answer relevance to a stored run, then rewrite its reports."""
+    from eval.harness import finalize
+    from eval.judge import judge_run
+
+    rag = _rag(home)
+    n = judge_run(rag, run, provider, arms=[a.strip() for a in arms.split(",")] if arms else None, console=console)
+    out = finalize(rag, run, rag.settings.home.resolve() / "eval" / f"run-{run}")
+    _print_summary(run, out.summary)
+    console.print(f"judged {n} answers with {provider}; report {out.reports['html']}")
+
+
 @eval_app.command("list")
 def list_cmd(home: HomeOpt = None) -> None:
     """Evaluation runs, newest first."""

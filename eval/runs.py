@@ -26,7 +26,7 @@ from rag.store.ledger import EvalResult, EvalRun
 
 # Higher is better for these; the report and diff use them in this order.
 QUALITY = ("em", "f1", "rouge_l", "citation_precision", "citation_recall", "supported_share", "groundedness",
-           "abstention_correct", "gold_retrieved")
+           "abstention_correct", "gold_retrieved", "judge_faithfulness", "judge_relevance")
 COST = ("latency_s", "ttft_s", "tokens_in", "tokens_out", "cost_usd")
 CORRECT_F1 = 0.5
 """A question counts as answered correctly (for flips in `diff`) when its F1 reaches this."""
