@@ -24,6 +24,8 @@ HomeOpt = Annotated[Path | None, typer.Option("--home", envvar="RAG_HOME", help=
 SquadOpt = Annotated[Path, typer.Option("--dataset", help="SQuAD v1.1 JSON file.")]
 SeedOpt = Annotated[int, typer.Option(help="Seed of the question split (the same seed, the same split).")]
 QuestionsOpt = Annotated[int, typer.Option(help="Held-out questions to evaluate (never trained on).")]
+CorpusTextOpt = Annotated[int, typer.Option(help="Also train on this many corpus passages as plain text "
+                                                   "(knowledge injection; -1: all).")]
 TrainOpt = Annotated[int, typer.Option(help="Training questions for the LoRA adapter (0: no training).")]
 
 
@@ -54,6 +56,7 @@ def finetune_cmd(
     batch_size: Annotated[int, typer.Option(help="Pairs per step.")] = 8,
     lr: Annotated[float, typer.Option(help="AdamW learning rate.")] = 2e-4,
     with_passage: Annotated[bool, typer.Option(help="Put each question's passage before it.")] = False,
+    corpus_text: CorpusTextOpt = 0,
     threads: Annotated[int | None, typer.Option(help="torch threads (1 is often faster on busy cores).")] = None,
     seed: SeedOpt = 13,
     dataset: SquadOpt = SHARED / "squad" / "dev-v1.1-part1.json",
@@ -62,7 +65,7 @@ def finetune_cmd(
 ) -> None:
     """Train a LoRA adapter on the local model from SQuAD questions outside the evaluated split."""
     from eval.datasets import load_squad
-    from eval.finetune import QAPair, finetune
+    from eval.finetune import QAPair, corpus_pairs, finetune
     from eval.harness import make_split
 
     rag = _rag(home)
@@ -70,6 +73,7 @@ def finetune_cmd(
     split = make_split(data.items, questions, train, seed=seed)
     pairs = [QAPair(i.id, i.question, i.answers[0], data.passages[i.passage_id][1] if with_passage and
                     i.passage_id else None) for i in split.train]
+    pairs += corpus_pairs(data.passages, corpus_text, seed=seed) if corpus_text else []
     target = out or rag.settings.home.resolve() / "adapters" / time.strftime("%Y%m%d-%H%M%S")
     res = finetune(pairs, out_dir=target, home=rag.settings.home, console=console,
                    config=_ft_config(epochs, max_steps, batch_size, lr, threads),
@@ -90,6 +94,7 @@ def compare_cmd(
     k: Annotated[int, typer.Option("-k", help="Sources per question.")] = 4,
     max_tokens: Annotated[int, typer.Option(help="Answer length cap for the local model.")] = 32,
     unanswerable: Annotated[int, typer.Option(help="Add questions whose passage is left out of the corpus.")] = 0,
+    corpus_text: CorpusTextOpt = 0,
     epochs: Annotated[int, typer.Option(help="Fine-tuning passes.")] = 1,
     max_steps: Annotated[int | None, typer.Option(help="Fine-tuning step cap.")] = None,
     threads: Annotated[int | None, typer.Option(help="torch threads while fine-tuning.")] = None,
@@ -111,6 +116,7 @@ def compare_cmd(
 
     cfg = CompareConfig(questions=questions, train=train, arms=tuple(a.strip() for a in arms.split(",") if a.strip()),
                         k=k, max_tokens=max_tokens, collection=collection, seed=seed, unanswerable=unanswerable,
+                        corpus_text=corpus_text,
                         adapter=str(adapter) if adapter else None, dataset=dataset.name, limit=limit,
                         finetune=_ft_config(epochs, max_steps, 8, 2e-4, threads))
     t0 = time.perf_counter()

@@ -41,6 +41,19 @@ class QAPair:
     question: str
     answer: str
     passage: str | None = None
+    text_only: bool = False
+    """Corpus text, not a question: `answer` holds the passage and every token is learned
+    (knowledge injection, the fine-tuning counterpart of putting the passage in the index)."""
+
+
+def corpus_pairs(passages: dict[str, tuple[str, str]], n: int, *, seed: int = 13,
+                 exclude: set[str] | frozenset[str] = frozenset()) -> list[QAPair]:
+    """`n` passages (all when n < 0) as text-only examples, seeded; `exclude` keeps removed passages out."""
+    ids = sorted(pid for pid in passages if pid not in exclude)
+    random.Random(seed).shuffle(ids)
+    chosen = ids if n < 0 else ids[:n]
+    return [QAPair(f"text:{pid}", "", f"{passages[pid][0]}\n\n{passages[pid][1]}".strip(), text_only=True)
+            for pid in sorted(chosen)]
 
 
 @dataclass(frozen=True)
@@ -96,6 +109,9 @@ def split_pairs(pairs: list[QAPair], val_fraction: float, seed: int) -> tuple[li
 
 def encode(tokenizer: Any, pair: QAPair, max_len: int) -> tuple[list[int], list[int]]:
     """(input ids, labels): labels are -100 on the prompt, so only the answer is learned."""
+    if pair.text_only:
+        ids = tokenizer(pair.answer + (tokenizer.eos_token or ""), add_special_tokens=False)["input_ids"][:max_len]
+        return ids, list(ids)
     msgs = chat_messages(pair.question, pair.passage)
     prompt = tokenizer.apply_chat_template(msgs, add_generation_prompt=True, tokenize=False)
     full = tokenizer.apply_chat_template([*msgs, {"role": "assistant", "content": pair.answer}], tokenize=False)
@@ -224,7 +240,8 @@ def _write_record(result: FinetuneResult, cfg: FinetuneConfig, pairs: list[QAPai
     (result.adapter_dir / "loss_curve.json").write_text(json.dumps(curve, indent=2))
     record = {
         "base_model": base_model, "config": asdict(cfg), "data_hash": data_hash(pairs), "pairs": len(pairs),
-        "with_passage": any(p.passage for p in pairs), "steps": result.steps, "seconds": round(result.seconds, 2),
+        "with_passage": any(p.passage for p in pairs), "corpus_texts": sum(p.text_only for p in pairs),
+        "steps": result.steps, "seconds": round(result.seconds, 2),
         "final_train_loss": result.train_losses[-1] if result.train_losses else None,
         "val_loss_before": result.val_loss_before, "val_loss": result.val_loss,
         "val_perplexity": result.val_perplexity, "split": {"train_ids": result.train_ids, "val_ids": result.val_ids},

@@ -27,7 +27,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from eval import runs
 from eval.datasets import QAData, QAItem
-from eval.finetune import FinetuneConfig, QAPair, chat_messages, finetune, training_record_hash
+from eval.finetune import FinetuneConfig, QAPair, chat_messages, corpus_pairs, finetune, training_record_hash
 from eval.scoring import score_closed, score_rag
 from rag.api import RAG
 from rag.config import LLMSettings, ProviderSettings
@@ -89,6 +89,8 @@ class CompareConfig:
     seed: int = 13
     unanswerable: int = 0
     with_passage: bool = False
+    corpus_text: int = 0
+    """Also fine-tune on this many corpus passages as plain text (-1: all; removed passages never)."""
     adapter: str | None = None
     dataset: str = ""
     limit: int | None = None
@@ -182,6 +184,9 @@ def compare(rag: RAG, data: QAData, cfg: CompareConfig, *, resume: int | None = 
                         data.passages[i.passage_id][1] if cfg.with_passage and i.passage_id in data.passages
                         else None)
                  for i in split.train]
+        if cfg.corpus_text:
+            pairs += corpus_pairs(data.passages, cfg.corpus_text, seed=cfg.seed,
+                                  exclude=frozenset(split.removed_passages))
         finetune(pairs, out_dir=adapter, home=rag.settings.home, config=cfg.finetune, console=console,
                  extra={"eval_ids": [i.id for i in split.evaluate]})
     if adapter is not None:

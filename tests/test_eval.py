@@ -109,7 +109,7 @@ def tiny_runs(eval_home: Path, embedder: Any) -> dict[str, Any]:
 
     rag = RAG.open(eval_home, embedder=embedder)
     cfg = CompareConfig(questions=3, train=3, arms=ARMS, max_tokens=8, collection="tiny", dataset="tiny",
-                        resamples=200, finetune=FinetuneConfig(max_steps=2, batch_size=1, threads=1))
+                        resamples=200, corpus_text=2, finetune=FinetuneConfig(max_steps=2, batch_size=1, threads=1))
     partial = compare(rag, DATA, replace(cfg, limit=2))
     resumed = compare(rag, DATA, cfg, resume=partial.run_id)
     adapter = rag.settings.home.resolve() / "eval" / f"run-{partial.run_id}" / "adapter"
@@ -118,7 +118,7 @@ def tiny_runs(eval_home: Path, embedder: Any) -> dict[str, Any]:
 
 
 def test_finetune_saves_adapter_with_its_record(tiny_runs: dict[str, Any]) -> None:
-    from eval.finetune import QAPair, data_hash
+    from eval.finetune import QAPair, corpus_pairs, data_hash
 
     adapter = tiny_runs["adapter"]
     assert (adapter / "adapter_config.json").is_file() and (adapter / "adapter_model.safetensors").is_file()
@@ -128,7 +128,9 @@ def test_finetune_saves_adapter_with_its_record(tiny_runs: dict[str, Any]) -> No
     assert not trained & set(record["eval_ids"])
     by_id = {i.id: i for i in ITEMS}
     train_items = [by_id[i] for i in _run(tiny_runs, "partial").split["train"]]
-    assert record["data_hash"] == data_hash([QAPair(i.id, i.question, i.answers[0]) for i in train_items])
+    texts = corpus_pairs(DATA.passages, 2, seed=13)
+    assert record["corpus_texts"] == 2 and all(p.text_only and p.answer for p in texts)
+    assert record["data_hash"] == data_hash([QAPair(i.id, i.question, i.answers[0]) for i in train_items] + texts)
     assert record["val_loss"] > 0 and record["val_perplexity"] > 1
     curve = json.loads((adapter / "loss_curve.json").read_text())
     assert len(curve["train_loss"]) == 2
@@ -275,3 +277,19 @@ def test_scoring_counts_any_relevant_source_as_gold() -> None:
     answer = SimpleNamespace(sources=[SimpleNamespace(source="doc2", text="unrelated"),
                                       SimpleNamespace(source="doc9", text="nothing here")])
     assert cited_is_gold(answer, 1, item) and not cited_is_gold(answer, 2, item)
+
+
+def test_corpus_text_examples_learn_every_token() -> None:
+    from eval.finetune import QAPair, corpus_pairs, encode
+
+    class Tok:
+        eos_token = "<e>"
+
+        def __call__(self, text: str, add_special_tokens: bool = False) -> dict[str, list[int]]:
+            return {"input_ids": [len(w) for w in text.split()]}
+
+    ids, labels = encode(Tok(), QAPair("text:p", "", "one three fifteen letters", text_only=True), max_len=3)
+    assert ids == labels == [3, 5, 7]  # truncated to max_len, nothing masked
+    passages = {"a": ("A", "x"), "b": ("B", "y"), "c": ("C", "z")}
+    assert [p.id for p in corpus_pairs(passages, -1, exclude={"b"})] == ["text:a", "text:c"]
+    assert corpus_pairs(passages, 2, seed=1) == corpus_pairs(passages, 2, seed=1)
