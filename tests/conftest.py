@@ -115,18 +115,31 @@ def pg_url(pg_server_url, request):
 
     from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
+    from sqlalchemy.pool import NullPool
 
     from rag.store.postgres import pg_url as to_pg
 
     base = make_url(to_pg(pg_server_url))
     name = "t_" + re.sub(r"\W", "_", request.node.name.lower())[:40] + "_" + uuid.uuid4().hex[:6]
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    admin = create_engine(base, isolation_level="AUTOCOMMIT", poolclass=NullPool)
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     yield base.set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    drop_database(admin, name)
+
+
+def drop_database(admin, name: str) -> None:
+    """Drop a test database; a server that dropped the connection meanwhile is not a test failure."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import OperationalError
+
+    for _ in range(2):
+        try:
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            return
+        except OperationalError:
+            continue
 
 
 @pytest.fixture
