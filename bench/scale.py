@@ -102,6 +102,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=HERE / "results" / "scale.json")
     args = ap.parse_args()
     home = args.home or Path(tempfile.mkdtemp(prefix="rag-scale-"))
+    home.mkdir(parents=True, exist_ok=True)
     console = Console()
     docs, queries, qrels = subset(args.docs)
     server = None

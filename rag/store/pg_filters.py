@@ -33,7 +33,7 @@ def glob_to_regex(pattern: str) -> str:
             out.append(".*")
         elif ch == "?":
             out.append(".")
-        elif ch == "[" and "]" in pattern[i + 2:] or (ch == "[" and pattern[i + 1:i + 2] == "]"):
+        elif ch == "[" and "]" in pattern[i + 2:]:
             end = pattern.index("]", i + 2)
             body = pattern[i + 1:end]
             body = "^" + body[1:] if body.startswith("!") else body
