@@ -150,7 +150,7 @@ def main() -> None:
         "dense_recall_at_10_hnsw_vs_exact": recall,
         "ndcg_at_10": ndcg,
         "hybrid_ndcg_gap_postgres_minus_embedded": ndcg["hybrid"]["postgres"] - ndcg["hybrid"]["embedded"],
-        "latency_hybrid_k10": lat,
+        "latency_hybrid_k30": lat,
         "pg": {"hnsw_m": 16, "ef_construction": 64, "ef_search": pg.store.manifest(pg.store.collection("s"))[
             "dense"]["ef_search"], "sparse": "OR of analysed terms, ts_rank_cd", "server": "pgserver 0.1.4 "
             "(PostgreSQL 16.2, pgvector 0.6.2) on the same machine, unix socket"},
