@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -42,14 +42,24 @@ def ingest(
     glob: Annotated[str | None, typer.Option(help="Only files matching this pattern, e.g. '*.pdf'.")] = None,
     prune: Annotated[bool, typer.Option(help="Remove documents whose files are gone.")] = False,
     force: Annotated[bool, typer.Option(help="Re-process files even when unchanged.")] = False,
+    engine: Annotated[str, typer.Option(help="local (this process) or ray (Ray Data: load, chunk, embed).")] = "local",
+    address: Annotated[str | None, typer.Option(help="Ray cluster address (engine ray); default: start Ray "
+                                                     "locally.")] = None,
+    workers: Annotated[int, typer.Option(help="Embedding actors (engine ray).")] = 2,
     home: HomeOpt = None,
 ) -> None:
     """Load, chunk, embed and index files. Unchanged files are skipped."""
     from apps.progress import RichProgress
 
+    if engine not in ("local", "ray"):
+        raise typer.BadParameter(f"--engine {engine!r}: use local or ray")
+    if address and engine != "ray":
+        raise typer.BadParameter("--address needs --engine ray")
+    options = {"address": address, "workers": workers} if engine == "ray" else {}
     rag = _open(home)
     with RichProgress(console) as bar:
-        report = rag.ingest(paths, collection=collection, glob=glob, prune=prune, force=force, progress=bar)
+        report = rag.ingest(paths, collection=collection, glob=glob, prune=prune, force=force, progress=bar,
+                            engine=engine, **options)
     table = Table(title=f"Ingest run {report.run_id} into '{collection}'")
     for col in ("file", "outcome", "chunks", "reason"):
         table.add_column(col)

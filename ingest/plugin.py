@@ -12,4 +12,10 @@ def register(register: Callable[[str, str, Callable[..., Any]], None]) -> None:
 
         return LocalIngestor(settings, embedder, store)
 
+    def ray(settings: Any, embedder: Any, store: Any, **options: Any) -> Any:
+        from ingest.ray_engine import RayIngestor
+
+        return RayIngestor(settings, embedder, store, **options)
+
     register("ingestor", "local", local)
+    register("ingestor", "ray", ray)

@@ -21,11 +21,12 @@ from ingest.chunking import Chunker
 from ingest.report import FileResult, IngestReport, NullProgress, Progress
 from ingest.sources import Item, TextItem, discover, under_roots
 from rag.config import Settings
+from rag.contextual import index_text
 from rag.errors import LoaderError, RagError
+from rag.store.base import Store
 from rag.store.index import read_manifest
 from rag.store.ledger import IngestFile, IngestRun
-from rag.contextual import index_text
-from rag.store.local import DocumentWrite, LocalStore, text_hash
+from rag.store.local import DocumentWrite, text_hash
 from rag.types import SourceText
 
 log = logging.getLogger(__name__)
@@ -41,7 +42,9 @@ class LocalIngestor:
         {'ok': 12, 'skipped': 0, 'failed': 1, 'removed': 0}
     """
 
-    def __init__(self, settings: Settings, embedder: Any, store: LocalStore) -> None:
+    engine_name = "local"  # recorded on the IngestRun row
+
+    def __init__(self, settings: Settings, embedder: Any, store: Store) -> None:
         self.settings = settings
         self.embedder = embedder
         self.store = store
@@ -70,7 +73,7 @@ class LocalIngestor:
                         "old chunks until they are ingested again", collection, coll.chunking_hash, chunking)
             force = True
         with self.store.sessions.begin() as s:
-            run = IngestRun(collection_id=coll.id, engine="local", status="running")
+            run = IngestRun(collection_id=coll.id, engine=self.engine_name, status="running")
             s.add(run)
             s.flush()
             run_id = run.id
@@ -79,7 +82,9 @@ class LocalIngestor:
             self._process(items, coll, report, prune_roots, force, progress)
             rev = self.store.revision(coll)
             manifest = read_manifest(self.settings.index_root / collection)
-            if manifest is None or int(manifest["ledger_revision"]) != rev:
+            if getattr(self.store, "live_index", False):  # PostgreSQL keeps its indexes current itself
+                self.store.index(collection)
+            elif manifest is None or int(manifest["ledger_revision"]) != rev:
                 progress.stage("index")
                 ts = time.perf_counter()
                 self.store.rebuild_index(collection)
@@ -111,9 +116,7 @@ class LocalIngestor:
                 self._emit(report, progress, FileResult(item.source, "skipped", "unchanged"))
             else:
                 todo.append((item, chash, size))
-        step = self.settings.ingest.batch_files
-        for i in range(0, len(todo), step):
-            self._batch(todo[i:i + step], coll, report, progress, max_bytes)
+        self._run_batches(todo, coll, report, progress, max_bytes)
         if prune_roots is not None:
             seen = {i.source for i in items}
             gone = [s for s in known if s not in seen and under_roots(s, prune_roots)
@@ -124,6 +127,13 @@ class LocalIngestor:
                 report.stage_seconds["ledger"] += time.perf_counter() - ts
                 for src in gone:
                     self._emit(report, progress, FileResult(src, "removed", "file no longer exists"))
+
+    def _run_batches(self, todo: list[tuple[Item, str, int]], coll: Any, report: IngestReport,
+                     progress: Progress, max_bytes: int) -> None:
+        """Load, chunk, embed and write `todo` in groups (the Ray engine overrides this)."""
+        step = self.settings.ingest.batch_files
+        for i in range(0, len(todo), step):
+            self._batch(todo[i:i + step], coll, report, progress, max_bytes)
 
     def _batch(self, group: list[tuple[Item, str, int]], coll: Any, report: IngestReport,
                progress: Progress, max_bytes: int) -> None:

@@ -22,7 +22,7 @@ from rag.config import Settings
 from rag.embed import make_embedder
 from rag.filters import Filters
 from rag.retrieve import RetrievalRequest, retrieve
-from rag.store.local import LocalStore
+from rag.store.base import Store, open_store
 from rag.types import Hit, SourceText
 
 
@@ -47,7 +47,7 @@ class RAG:
         settings.apply_offline()
         self.settings = settings
         self.embedder = embedder if embedder is not None else make_embedder(settings.embedder)
-        self._store: LocalStore | None = None
+        self._store: Store | None = None
         self._reranker: Any = None
         self._answerer: Any = None
 
@@ -65,26 +65,31 @@ class RAG:
         return cls(settings, embedder=embedder)
 
     @property
-    def store(self) -> LocalStore:
+    def store(self) -> Store:
+        """LocalStore, or PgStore when the database URL is PostgreSQL (see rag.store.base.open_store)."""
         if self._store is None:
-            self._store = LocalStore(self.settings, embedder_id=self.embedder.model_id, dim=self.embedder.dim)
+            self._store = open_store(self.settings, embedder_id=self.embedder.model_id, dim=self.embedder.dim)
         return self._store
 
-    def _ingestor(self, engine: str = "local") -> Any:
-        return registry.create("ingestor", engine, self.settings, self.embedder, self.store)
+    def _ingestor(self, engine: str = "local", **options: Any) -> Any:
+        return registry.create("ingestor", engine, self.settings, self.embedder, self.store, **options)
 
     def ingest(self, paths: str | Path | Iterable[str | Path], *, collection: str, glob: str | None = None,
-               prune: bool = False, force: bool = False, progress: Any = None) -> Any:
-        """Load, chunk, embed and index files; unchanged files are skipped. Returns the run report."""
+               prune: bool = False, force: bool = False, progress: Any = None, engine: str = "local",
+               **engine_options: Any) -> Any:
+        """Load, chunk, embed and index files; unchanged files are skipped. Returns the run report.
+
+        `engine="ray"` runs load, chunk and embed on Ray Data (`address=`, `workers=`).
+        """
         if isinstance(paths, (str, Path)):
             paths = [paths]
-        return self._ingestor().ingest_paths(paths, collection=collection, glob=glob, prune=prune,
+        return self._ingestor(engine, **engine_options).ingest_paths(paths, collection=collection, glob=glob, prune=prune,
                                              force=force, progress=progress)
 
     def ingest_texts(self, docs: Iterable[SourceText], *, collection: str, force: bool = False,
-                     progress: Any = None) -> Any:
+                     progress: Any = None, engine: str = "local", **engine_options: Any) -> Any:
         """Ingest already-loaded texts (a JSONL corpus, a database export)."""
-        return self._ingestor().ingest_texts(docs, collection=collection, force=force, progress=progress)
+        return self._ingestor(engine, **engine_options).ingest_texts(docs, collection=collection, force=force, progress=progress)
 
     @property
     def reranker(self) -> Any:

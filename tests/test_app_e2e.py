@@ -8,8 +8,8 @@ RAG_CI is unset: under CI a missing browser is a failure.
 from __future__ import annotations
 
 import os
-import signal
 import shutil
+import signal
 import socket
 import subprocess
 import sys

@@ -23,7 +23,16 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from rag.config import LLMSettings
-from rag.llm.base import LLM, Completion, Delta, GenerationParams, Message, ProviderError, StreamEvent, StreamInterrupted
+from rag.llm.base import (
+    LLM,
+    Completion,
+    Delta,
+    GenerationParams,
+    Message,
+    ProviderError,
+    StreamEvent,
+    StreamInterrupted,
+)
 
 Builder = Callable[[LLM], list[Message]]
 

@@ -28,6 +28,8 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 def make_engine(url: str) -> Engine:
     """An engine with the pragmas SQLite needs for integrity and concurrent readers."""
+    if url.startswith(("postgresql://", "postgres://")):  # the psycopg 3 driver, not psycopg2
+        url = "postgresql+psycopg://" + url.split("://", 1)[1]
     if url.startswith("sqlite:///"):
         path = Path(url.removeprefix("sqlite:///"))
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,145 @@
+"""The same 300 SciFact abstracts in the embedded store and in PostgreSQL: results agree.
+
+Dense: pgvector HNSW against exact search over the same vectors (recall@10).
+Hybrid: PostgreSQL full-text (ts_rank_cd) is not BM25, so hybrid results are
+close, not identical; the bound below is what fusion has to keep.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sqlalchemy import text
+
+from eval.metrics import ndcg_at_k
+from rag import RAG, SourceText
+from rag.config import Settings
+from rag.filters import Filters
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "scifact"
+N_QUERIES = 40
+
+
+class MemoEmbedder:
+    """The real model, with a text -> vector memo so the corpus is embedded once for both stores."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.memo = inner, {}
+        self.model_id, self.dim, self.max_tokens = inner.model_id, inner.dim, inner.max_tokens
+
+    def count_tokens(self, texts):
+        return self.inner.count_tokens(texts)
+
+    def token_offsets(self, text):
+        return self.inner.token_offsets(text)
+
+    def encode(self, texts, *, batch_size=None):
+        todo = [t for t in dict.fromkeys(texts) if t not in self.memo]
+        if todo:
+            self.memo.update(zip(todo, self.inner.encode(todo, batch_size=batch_size), strict=True))
+        return np.stack([self.memo[t] for t in texts]) if texts else self.inner.encode([])
+
+    def encode_query(self, text):
+        return self.inner.encode_query(text)
+
+
+@pytest.fixture(scope="module")
+def scifact():
+    queries = {json.loads(l)["_id"]: json.loads(l)["text"] for l in open(DATA / "queries.jsonl", encoding="utf-8")}
+    qrels: dict[str, dict[str, int]] = {}
+    for line in list(open(DATA / "qrels" / "test.tsv", encoding="utf-8"))[1:]:
+        qid, did, grade = line.split()
+        qrels.setdefault(qid, {})[did] = int(grade)
+    picked = sorted(qrels, key=int)[:N_QUERIES]
+    wanted = {d for q in picked for d in qrels[q]}
+    docs = []
+    for line in open(DATA / "corpus.jsonl", encoding="utf-8"):
+        d = json.loads(line)
+        if d["_id"] in wanted or len(docs) < 300 - len(wanted):
+            docs.append(SourceText(source=d["_id"], title=d["title"] or None, text=d["text"]))
+    return docs[:300] if len(docs) > 300 else docs, {q: queries[q] for q in picked}, qrels
+
+
+@pytest.fixture(scope="module")
+def stores(scifact, embedder, pg_server_url, tmp_path_factory):
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.pool import NullPool
+
+    from rag.store.postgres import pg_url
+
+    base = make_url(pg_url(pg_server_url))
+    admin = create_engine(base, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    with admin.connect() as conn:
+        conn.execute(text('DROP DATABASE IF EXISTS "parity" WITH (FORCE)'))
+        conn.execute(text('CREATE DATABASE "parity"'))
+    memo = MemoEmbedder(embedder)
+    home = tmp_path_factory.mktemp("parity")
+    local = RAG.open(settings=Settings(home=home / "local"), embedder=memo)
+    pg = RAG.open(settings=Settings(home=home / "pg", db_url=base.set(database="parity").render_as_string(
+        hide_password=False)), embedder=memo)
+    docs = scifact[0]
+    assert local.ingest_texts(docs, collection="s").summary()["ok"] == len(docs)
+    assert pg.ingest_texts(docs, collection="s").summary()["ok"] == len(docs)
+    yield local, pg
+    pg.store.engine.dispose()
+    from conftest import drop_database
+
+    drop_database(admin, "parity")
+
+
+def _docs(hits) -> list[str]:
+    return list(dict.fromkeys(h.source for h in hits))
+
+
+def test_same_chunks_in_both_stores(stores) -> None:
+    local, pg = stores
+    assert local.store.chunk_count("s") == pg.store.chunk_count("s")
+
+
+def test_hnsw_recall_at_10_against_exact(stores, scifact) -> None:
+    _local, pg = stores
+    index = pg.store.index("s")
+    with pg.store.sessions() as s:
+        rows = s.execute(text("SELECT chunk_id, embedding::text FROM chunk_vectors")).all()
+    ids = np.array([r[0] for r in rows])
+    mat = np.array([json.loads(r[1]) for r in rows], dtype=np.float32)
+    recalls = []
+    for q in scifact[1].values():
+        qv = pg.embedder.encode_query(q)
+        exact = set(ids[np.argsort(-(mat @ qv))[:10]].tolist())
+        got, _ = index.dense.search(qv, 10)
+        recalls.append(len(exact & set(got.tolist())) / 10)
+    assert np.mean(recalls) >= 0.98
+
+
+def test_dense_and_hybrid_agree_with_embedded_store(stores, scifact) -> None:
+    local, pg = stores
+    _docs_, queries, qrels = scifact
+    dense_overlap, hybrid_overlap, nd_local, nd_pg = [], [], [], []
+    for qid, q in queries.items():
+        a = _docs(local.search(q, collection="s", k=10, mode="dense"))
+        b = _docs(pg.search(q, collection="s", k=10, mode="dense"))
+        dense_overlap.append(len(set(a) & set(b)) / max(1, len(a)))
+        a = _docs(local.search(q, collection="s", k=10))
+        b = _docs(pg.search(q, collection="s", k=10))
+        hybrid_overlap.append(len(set(a) & set(b)) / max(1, len(a)))
+        nd_local.append(ndcg_at_k(a, qrels[qid], 10))
+        nd_pg.append(ndcg_at_k(b, qrels[qid], 10))
+    assert np.mean(dense_overlap) >= 0.98
+    assert np.mean(hybrid_overlap) >= 0.7
+    assert abs(np.mean(nd_pg) - np.mean(nd_local)) <= 0.05, (np.mean(nd_pg), np.mean(nd_local))
+
+
+def test_filters_give_the_same_results_in_both_stores(stores, scifact) -> None:
+    local, pg = stores
+    only = Filters(source_glob="1*")
+    for q in list(scifact[1].values())[:10]:
+        a = _docs(local.search(q, collection="s", k=10, mode="dense", filters=only))
+        b = _docs(pg.search(q, collection="s", k=10, mode="dense", filters=only))
+        assert a == b and all(s.startswith("1") for s in b)
+        c = _docs(pg.search(q, collection="s", k=10, mode="bm25", filters=only))
+        assert all(s.startswith("1") for s in c)

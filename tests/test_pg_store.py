@@ -1,0 +1,153 @@
+"""The PostgreSQL store on a real server with pgvector: schema, writes, filters, concurrency."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+from sqlalchemy import func, select, text
+
+from rag import SourceText
+from rag.filters import Filters
+from rag.store.base import store_kind
+from rag.store.ledger import Chunk, Embedding
+from rag.store.local import DocumentWrite, text_hash
+from rag.types import ChunkDraft
+
+
+def _texts(n: int, prefix: str = "d") -> list[SourceText]:
+    topics = ["vitamin D and bone density", "insulin resistance in obesity", "tumour suppressor genes"]
+    return [SourceText(source=f"{prefix}{i:03d}", title=f"Study {i}",
+                       text=f"This study {i} reports on {topics[i % 3]}. " * 4,
+                       metadata={"tags": ["odd" if i % 2 else "even"], "lab": f"lab{i % 3}"})
+            for i in range(n)]
+
+
+def _vector_count(store) -> int:
+    with store.sessions() as s:
+        return int(s.scalar(text("SELECT count(*) FROM chunk_vectors")))
+
+
+def test_store_is_picked_by_database_url() -> None:
+    assert store_kind("postgresql+psycopg://u@h/db") == "postgresql"
+    assert store_kind("postgres://u@h/db") == "postgresql"
+    assert store_kind("sqlite:////tmp/x.db") == "local"
+
+
+def test_migrations_on_postgres_match_models(pg_url) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    from alembic import command
+    from rag.store.db import alembic_config, current_revision, head_revision, make_engine, open_engine
+    from rag.store.ledger import Base
+    from rag.store.pg_schema import include_object
+
+    pytest.importorskip("pgvector.sqlalchemy")  # teaches SQLAlchemy's reflection the `vector` type
+    engine = open_engine(pg_url)
+    assert current_revision(engine) == head_revision()
+    with engine.connect() as conn:
+        assert conn.scalar(text("SELECT extversion FROM pg_extension WHERE extname = 'vector'"))
+        diff = compare_metadata(MigrationContext.configure(conn, opts={"include_object": include_object}),
+                                Base.metadata)
+    assert diff == [], f"models and migrations differ on PostgreSQL: {diff}"
+    command.downgrade(alembic_config(engine.url.render_as_string(hide_password=False)), "base")
+    with engine.connect() as conn:
+        assert conn.scalar(text("SELECT to_regclass('chunk_vectors')")) is None
+    engine.dispose()
+    engine = open_engine(pg_url)
+    assert current_revision(make_engine(pg_url)) == head_revision()
+    engine.dispose()
+
+
+def test_ingest_search_and_sql_filters(pg_rag) -> None:
+    from rag.store.postgres import PgStore
+
+    report = pg_rag.ingest_texts(_texts(30), collection="c")
+    assert isinstance(pg_rag.store, PgStore)
+    assert report.summary() == {"ok": 30, "skipped": 0, "failed": 0, "removed": 0}
+    assert pg_rag.store.chunk_count("c") == _vector_count(pg_rag.store) > 0
+    hits = pg_rag.search("insulin resistance obesity", collection="c", k=5)
+    assert len(hits) == 5 and all("insulin" in h.text for h in hits)
+    assert all({"dense", "bm25"} <= set(h.ranks) for h in hits[:3])
+    odd = pg_rag.search("vitamin D bone", collection="c", k=30, filters=Filters(tags=("odd",)))
+    assert odd and all(int(h.source[1:]) % 2 == 1 for h in odd)
+    glob = pg_rag.search("study", collection="c", k=30, filters=Filters(source_glob="d01?"), mode="dense")
+    assert sorted(h.source for h in glob) == [f"d01{i}" for i in range(10)]
+    lab = pg_rag.search("study", collection="c", k=30, filters=Filters(metadata=(("lab", "lab1"),)), mode="bm25")
+    assert lab and all(h.metadata["lab"] == "lab1" for h in lab)
+    ids = tuple(d.id for d in pg_rag.documents("c")[:2])
+    assert {h.document_id for h in pg_rag.search("study", collection="c", k=10,
+                                                 filters=Filters(document_ids=ids))} == set(ids)
+    assert pg_rag.search("study", collection="c", filters=Filters(media_types=("application/pdf",))) == []
+
+
+def test_delete_and_reingest_are_idempotent(pg_rag) -> None:
+    docs = _texts(12)
+    pg_rag.ingest_texts(docs, collection="c")
+    chunks = pg_rag.store.chunk_count("c")
+    assert pg_rag.ingest_texts(docs, collection="c").summary()["skipped"] == 12
+    changed = [*docs[:11], SourceText(source=docs[11].source, text="A new text about tumour suppressor genes.")]
+    assert pg_rag.ingest_texts(changed, collection="c").summary()["ok"] == 1
+    with pg_rag.store.sessions() as s:
+        dupes = s.execute(select(Chunk.document_id, Chunk.ordinal).group_by(Chunk.document_id, Chunk.ordinal)
+                          .having(func.count() > 1)).all()
+    assert dupes == [] and pg_rag.store.chunk_count("c") == _vector_count(pg_rag.store)
+    pg_rag.delete_collection("c")
+    assert _vector_count(pg_rag.store) == 0
+    pg_rag.ingest_texts(docs, collection="c")
+    assert pg_rag.store.chunk_count("c") == chunks == _vector_count(pg_rag.store)
+    assert pg_rag.search("vitamin D", collection="c", k=3)
+
+
+def _write(source: str, body: str, dim: int) -> DocumentWrite:
+    parts = [f"{body} part {j}" for j in range(3)] + ["shared boilerplate text"]  # same text in every doc
+    chunks = [ChunkDraft(ordinal=j, text=t, char_start=0, char_end=len(t), token_count=4) for j, t in enumerate(parts)]
+    rng = np.random.default_rng(abs(hash(source)) % 2**32)
+    vectors = {}
+    for t in parts:
+        v = rng.standard_normal(dim).astype(np.float32)
+        vectors[text_hash(t)] = v / np.linalg.norm(v)
+    return DocumentWrite(source=source, content_hash=text_hash(body), media_type="text/plain", size_bytes=len(body),
+                         title=None, metadata={}, chunks=chunks, vectors=vectors)
+
+
+def test_concurrent_writers_lose_and_double_nothing(pg_settings) -> None:
+    """Two workers (own engines) write different documents, and both rewrite one shared document, at once."""
+    from rag.store.postgres import PgStore
+
+    dim = 8
+    stores = [PgStore(pg_settings, embedder_id="fake", dim=dim) for _ in range(2)]
+    coll = stores[0].collection("c", create=True)
+    start, errors = threading.Barrier(2), []
+
+    def worker(w: int) -> None:
+        try:
+            start.wait()
+            for b in range(8):
+                batch = [_write(f"w{w}-b{b}-d{i}", f"worker {w} batch {b} doc {i}", dim) for i in range(4)]
+                batch.append(_write("shared", f"shared version {w}-{b}", dim))
+                stores[w].write_batch(coll, batch)
+        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(w,)) for w in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    store = stores[0]
+    assert len(store.documents("c")) == 2 * 8 * 4 + 1
+    assert store.chunk_count("c") == (2 * 8 * 4 + 1) * 4 == _vector_count(store)
+    with store.sessions() as s:
+        # 64 documents x 3 own texts + 16 'shared' versions x 3 + one boilerplate text: each cached once
+        assert s.scalar(select(func.count()).select_from(Embedding)) == 64 * 3 + 16 * 3 + 1
+        assert s.scalar(text("SELECT count(*) FROM chunks c LEFT JOIN chunk_vectors v ON v.chunk_id = c.id"
+                             " WHERE v.chunk_id IS NULL")) == 0
+    assert store.revision(coll) == 16
+    shared = [d for d in store.documents("c") if d.source_uri == "shared"]
+    assert len(shared) == 1 and shared[0].chunk_count == 4
+    for st in stores:
+        st.engine.dispose()
