@@ -37,7 +37,8 @@ def _jsonl(path: Path) -> Iterator[dict[str, object]]:
 def _numbered_jsonl(path: Path) -> Iterator[tuple[int, dict[str, object]]]:
     """(line number, object) for each non-blank line, so errors can name the line."""
     if not path.exists():
-        raise RagError(f"{path} not found (a BEIR folder has corpus.jsonl, queries.jsonl and qrels/; a QA file is JSONL)")
+        raise RagError(f"{path} not found (a BEIR folder has corpus.jsonl, queries.jsonl and qrels/; "
+                       "a QA file is JSONL)")
     with open(path, encoding="utf-8") as fh:
         for n, line in enumerate(fh, 1):
             if line.strip():

@@ -129,7 +129,8 @@ def embedder_env(embedder_id: str) -> str:
     return f"RAG_EMBEDDER__MODEL={model} RAG_EMBEDDER__BACKEND={backend or 'sentence-transformers'}"
 
 
-def load_index(root: Path, *, embedder_id: str, dim: int, collection: str, search_threads: int = 1) -> LoadedIndex:
+def load_index(root: Path, *, embedder_id: str, dim: int, collection: str,
+               search_threads: int = 1) -> LoadedIndex:
     """Load the current version, refusing one built for another vector space."""
     folder = current_folder(root)
     if folder is None:

@@ -170,7 +170,8 @@ class LocalStore:
             s.flush()  # one multi-row INSERT ... RETURNING gives every document its id
             header = self.settings.chunking.context_header
             chunk_rows = [{"document_id": doc.id, "collection_id": coll.id, "ordinal": c.ordinal, "text": c.text,
-                           "text_hash": text_hash(index_text(d.title, c.heading_path, c.text, header=header)), "char_start": c.char_start, "char_end": c.char_end,
+                           "text_hash": text_hash(index_text(d.title, c.heading_path, c.text, header=header)),
+                           "char_start": c.char_start, "char_end": c.char_end,
                            "page": c.page, "heading_path": list(c.heading_path), "token_count": c.token_count}
                           for doc, d in zip(rows, docs, strict=True) for c in d.chunks]
             if chunk_rows:
