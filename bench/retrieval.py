@@ -69,12 +69,13 @@ def base_runs(rag: RAG, queries: dict[str, str], fetch_k: int) -> dict[str, dict
 
 
 def doc_run(runs: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]], c2d: dict[int, str], mode: str,
-            fusion: str = "rrf", rrf_k: int = 60, dense_weight: float = 0.5) -> dict[str, list[str]]:
+            fusion: str = "rrf", rrf_k: int = 60, dense_weight: float = 0.5,
+            normalization: str = "zero") -> dict[str, list[str]]:
     out = {}
     for qid, r in runs.items():
         sub = {m: r[m] for m in (("dense", "bm25") if mode == "hybrid" else (mode,))}
         req = RetrievalRequest.make("x", "scifact", RetrievalSettings(), k=10, mode=mode, fusion=fusion,
-                                    rrf_k=rrf_k, dense_weight=dense_weight)
+                                    rrf_k=rrf_k, dense_weight=dense_weight, normalization=normalization)
         ids, _ = fuse(req, sub)
         out[qid] = dedupe([c2d[int(c)] for c in ids])
     return out
@@ -179,6 +180,8 @@ def main() -> None:
         f"hybrid-rrf (k={tuned['rrf_k']}, tuned)": evaluate_run(
             doc_run(runs, c2d, "hybrid", "rrf", rrf_k=tuned["rrf_k"]), qrels),
         "hybrid-convex (w=0.5)": evaluate_run(doc_run(runs, c2d, "hybrid", "convex", dense_weight=0.5), qrels),
+        "hybrid-convex min-max (w=0.5)": evaluate_run(
+            doc_run(runs, c2d, "hybrid", "convex", dense_weight=0.5, normalization="minmax"), qrels),
         f"hybrid-convex (w={tuned['dense_weight']}, tuned)": evaluate_run(
             doc_run(runs, c2d, "hybrid", "convex", dense_weight=tuned["dense_weight"]), qrels),
     }

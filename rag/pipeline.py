@@ -39,7 +39,7 @@ def cache_key(req: RetrievalRequest, hits: list[Hit], providers: list[str]) -> s
     blob = json.dumps({
         "q": normalise_question(req.query), "c": req.collection,
         "r": [req.k, req.mode, req.fusion, req.fetch_k, req.rrf_k, req.dense_weight, req.rerank, req.rerank_depth,
-              repr(req.filters)],
+              repr(req.filters), req.normalization],
         "ids": [h.chunk_id for h in hits], "p": providers, "v": PROMPT_VERSION,
     }, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()

@@ -29,6 +29,7 @@ class RetrievalRequest:
     rrf_k: int
     dense_weight: float
     filters: Filters | None = None
+    normalization: Literal["zero", "minmax"] = "zero"
     rerank: bool = False
     rerank_depth: int = 20
 
@@ -38,6 +39,7 @@ class RetrievalRequest:
         rr = rerank_cfg or RerankSettings()
         fields = {"k": cfg.k, "mode": cfg.mode, "fusion": cfg.fusion, "fetch_k": cfg.fetch_k,
                   "rrf_k": cfg.rrf_k, "dense_weight": cfg.dense_weight, "filters": None,
+                  "normalization": cfg.normalization,
                   "rerank": rr.enabled, "rerank_depth": rr.depth}
         fields.update({key: v for key, v in overrides.items() if v is not None})
         if fields["mode"] not in ("hybrid", "dense", "bm25"):
@@ -65,7 +67,7 @@ def fuse(req: RetrievalRequest, runs: dict[str, tuple[np.ndarray, np.ndarray]]) 
     if len(runs) == 1:
         return next(iter(runs.values()))
     if req.fusion == "convex":
-        return fusion.convex(runs, {"dense": req.dense_weight, "bm25": 1.0 - req.dense_weight})
+        return fusion.convex(runs, {"dense": req.dense_weight, "bm25": 1.0 - req.dense_weight}, req.normalization)
     return fusion.rrf(runs, k=req.rrf_k)
 
 

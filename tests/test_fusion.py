@@ -51,3 +51,22 @@ def test_top_k_matches_full_sort() -> None:
     x = rng.random(1000).astype(np.float32)
     assert top_k(x, 10).tolist() == np.argsort(-x)[:10].tolist()
     assert top_k(x, 5000).size == 1000
+
+
+def test_zero_floor_normalisation_keeps_weak_matches_and_breaks_minmax_ties() -> None:
+    import numpy as np
+
+    from rag.fusion import convex, scale_from_zero
+
+    np.testing.assert_allclose(scale_from_zero(np.array([2.0, 1.0, -0.5])), [1.0, 0.5, 0.0])
+    np.testing.assert_allclose(scale_from_zero(np.array([0.0, 0.0])), [0.0, 0.0])
+    # Three candidates: doc 2 is first for dense and second for BM25, doc 1 first for BM25 only.
+    runs = {"dense": (np.array([2, 3, 1]), np.array([0.60, 0.10, -0.03])),
+            "bm25": (np.array([1, 2]), np.array([0.46, 0.40]))}
+    w = {"dense": 0.5, "bm25": 0.5}
+    mm_ids, mm_scores = convex(runs, w, "minmax")
+    assert mm_scores[0] == mm_scores[1]  # min-max: 0.5 + 0 vs 0 + 0.5, a tie
+    ids, scores = convex(runs, w, "zero")
+    assert ids[0] == 2 and scores[0] > scores[1]
+    # hand-computed: doc 2 = .5 * 1 + .5 * (.40/.46); doc 1 = .5 * 0 + .5 * 1
+    assert abs(scores[0] - (0.5 + 0.5 * 0.40 / 0.46)) < 1e-6
