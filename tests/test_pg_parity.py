@@ -1,8 +1,11 @@
 """The same 300 SciFact abstracts in the embedded store and in PostgreSQL: results agree.
 
 Dense: pgvector HNSW against exact search over the same vectors (recall@10).
-Hybrid: PostgreSQL full-text (ts_rank_cd) is not BM25, so hybrid results are
-close, not identical; the bound below is what fusion has to keep.
+Sparse and hybrid: PostgreSQL computes BM25 with the same formula and k1/b,
+but over its own analysis (`to_tsvector('english')`: its stop words, hyphen
+handling) of the chunk text alone, while the embedded store indexes each
+chunk with its title and neighbours (`rag.contextual`); so results are
+close, not identical, and the bounds below are what we measured plus margin.
 """
 
 from __future__ import annotations
@@ -119,8 +122,10 @@ def test_hnsw_recall_at_10_against_exact(stores, scifact) -> None:
 def test_dense_and_hybrid_agree_with_embedded_store(stores, scifact) -> None:
     local, pg = stores
     _docs_, queries, qrels = scifact
-    dense_overlap, hybrid_overlap, nd_local, nd_pg = [], [], [], []
+    dense_overlap, hybrid_overlap, nd_local, nd_pg, sp_local, sp_pg = [], [], [], [], [], []
     for qid, q in queries.items():
+        sp_local.append(ndcg_at_k(_docs(local.search(q, collection="s", k=10, mode="bm25")), qrels[qid], 10))
+        sp_pg.append(ndcg_at_k(_docs(pg.search(q, collection="s", k=10, mode="bm25")), qrels[qid], 10))
         a = _docs(local.search(q, collection="s", k=10, mode="dense"))
         b = _docs(pg.search(q, collection="s", k=10, mode="dense"))
         dense_overlap.append(len(set(a) & set(b)) / max(1, len(a)))
@@ -130,8 +135,10 @@ def test_dense_and_hybrid_agree_with_embedded_store(stores, scifact) -> None:
         nd_local.append(ndcg_at_k(a, qrels[qid], 10))
         nd_pg.append(ndcg_at_k(b, qrels[qid], 10))
     assert np.mean(dense_overlap) >= 0.98
-    assert np.mean(hybrid_overlap) >= 0.7
-    assert abs(np.mean(nd_pg) - np.mean(nd_local)) <= 0.05, (np.mean(nd_pg), np.mean(nd_local))
+    # measured: sparse 0.886 vs 0.891, hybrid 0.922 vs 0.926, overlap 0.89 (ts_rank_cd: bounds 0.05 and 0.7)
+    assert np.mean(hybrid_overlap) >= 0.85, np.mean(hybrid_overlap)
+    assert abs(np.mean(sp_pg) - np.mean(sp_local)) <= 0.02, (np.mean(sp_pg), np.mean(sp_local))
+    assert abs(np.mean(nd_pg) - np.mean(nd_local)) <= 0.01, (np.mean(nd_pg), np.mean(nd_local))
 
 
 def test_filters_give_the_same_results_in_both_stores(stores, scifact) -> None:

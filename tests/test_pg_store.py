@@ -11,7 +11,7 @@ from sqlalchemy import func, select, text
 from rag import SourceText
 from rag.filters import Filters
 from rag.store.base import store_kind
-from rag.store.ledger import Chunk, Embedding
+from rag.store.ledger import Chunk, Document, Embedding
 from rag.store.local import DocumentWrite, text_hash
 from rag.types import ChunkDraft
 
@@ -151,3 +151,62 @@ def test_concurrent_writers_lose_and_double_nothing(pg_settings) -> None:
     assert len(shared) == 1 and shared[0].chunk_count == 4
     for st in stores:
         st.engine.dispose()
+
+
+# No stop words in either analyser, so bm25s (rag.store.sparse) and PostgreSQL see the same tokens.
+BM25_TEXTS = {"a": "insulin insulin insulin insulin levels measured", "b": "glucagon levels rose sharply",
+              "c": "insulin dosing clinics", "d": "insulin pumps patients", "e": "insulin resistance obesity"}
+
+
+def _one_chunk(source: str, body: str, dim: int) -> DocumentWrite:
+    v = np.ones(dim, np.float32) / np.sqrt(dim)
+    chunk = ChunkDraft(ordinal=0, text=body, char_start=0, char_end=len(body), token_count=len(body.split()))
+    return DocumentWrite(source=source, content_hash=text_hash(body), media_type="text/plain", size_bytes=len(body),
+                         title=None, metadata={}, chunks=[chunk], vectors={text_hash(body): v})
+
+
+def _bm25_reference(store, coll_name: str, query: str) -> dict[int, float]:
+    from rag.config import IndexSettings
+    from rag.store.sparse import SparseIndex
+
+    with store.sessions() as s:
+        rows = s.execute(select(Chunk.id, Chunk.text).join(Chunk.document).where(
+            Document.collection_id == store.collection(coll_name).id)).all()
+    ids = np.array([r[0] for r in rows])
+    scores = SparseIndex.build(ids, [r[1] for r in rows], IndexSettings(bm25_k1=1.2, bm25_b=0.75)).scores(query)
+    return {int(i): float(x) for i, x in zip(ids, scores, strict=True) if x > 0}
+
+
+def test_pg_bm25_scores_match_the_embedded_bm25(pg_settings) -> None:
+    """A rare term outranks a common one repeated (ts_rank_cd gets this wrong); scores equal bm25s's."""
+    from rag.store.postgres import PgStore
+
+    store = PgStore(pg_settings, embedder_id="fake", dim=4)
+    coll = store.collection("c", create=True)
+    store.write_batch(coll, [_one_chunk(s, t, 4) for s, t in BM25_TEXTS.items()])
+    with store.sessions() as s:
+        chunk_of = dict(s.execute(select(Document.source_uri, Chunk.id).join(Chunk.document)).all())
+    query = "glucagon and insulin"
+    ids, scores = store.index("c").sparse.search(query, 10)
+    ref = _bm25_reference(store, "c", query)
+    assert ids[0] == chunk_of["b"] and set(ids.tolist()) == set(ref)
+    assert np.allclose(scores, [ref[int(i)] for i in ids], rtol=1e-5)
+    assert store.index("c").manifest["ledger_revision"] == store.revision(coll)
+
+    ts = store.settings.model_copy(deep=True)
+    ts.index.pg_sparse = "ts_rank_cd"
+    old = PgStore(ts, embedder_id="fake", dim=4)
+    assert old.index("c").sparse.search(query, 10)[0][0] == chunk_of["a"]  # no IDF: the repeated common term wins
+    assert old.manifest(coll)["sparse"]["rank"] == "ts_rank_cd"
+
+    # a write bumps the revision: N, avgdl and df are counted afresh (glucagon is no longer rare)
+    store.write_batch(coll, [_one_chunk(f"g{i}", f"glucagon secretion study {i}", 4) for i in range(4)])
+    ids, scores = store.index("c").sparse.search(query, 10)
+    ref = _bm25_reference(store, "c", query)
+    assert set(ids.tolist()) == set(ref) and np.allclose(scores, [ref[int(i)] for i in ids], rtol=1e-5)
+    allowed = np.array([chunk_of["a"], chunk_of["c"]])
+    got, _ = store.index("c").sparse.search(query, 10, allowed)
+    assert got.tolist() == [chunk_of["a"], chunk_of["c"]]
+    assert store.index("c").sparse.search("the of and", 10)[0].size == 0  # stop words only: nothing to match
+    store.engine.dispose()
+    old.engine.dispose()

@@ -7,20 +7,22 @@ Sparse query: `websearch_to_tsquery` ANDs every term, so a natural-language
 question matches only passages holding all its words and recall collapses.
 We analyse the question with the same `to_tsvector('english', ...)` as the
 column (stemming, stopwords) and OR the resulting lexemes (`'a' | 'b' | ...`,
-cast straight to tsquery so stems are not re-stemmed); `ts_rank_cd` then
-ranks passages that hold more (and closer) terms higher. ts_rank_cd has no
-IDF, unlike BM25, so its ranking is weaker on its own; fusion makes up most of it.
+cast straight to tsquery so stems are not re-stemmed); the GIN index picks
+the passages holding any of them. By default those candidates are ranked by
+BM25 computed in SQL (`rag.store.pg_bm25`); `ts_rank_cd`, which has no IDF
+and ranks clearly worse on its own, stays selectable (`index.pg_sparse`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
+from rag.store.pg_bm25 import Bm25Stats, bm25_search
 from rag.store.pg_filters import PgFilter
 from rag.store.pg_schema import TS_CONFIG, VECTORS_TABLE, vector_literal
 
@@ -86,24 +88,40 @@ class PgDense:
 
 @dataclass(frozen=True)
 class PgSparse:
-    """Full-text search: OR of the analysed query terms, ranked by `ts_rank_cd` (GIN index)."""
+    """Full-text search: GIN candidates (any analysed query term), ranked by BM25 or `ts_rank_cd`.
+
+    `revision` is the ledger revision `PgStore.index` read; BM25's collection
+    statistics are cached under it in `stats` (one object per store, shared
+    by every PgSparse it hands out).
+    """
 
     sessions: sessionmaker[Session]
     collection_id: int
+    rank: Literal["bm25", "ts_rank_cd"] = "bm25"
+    revision: int = 0
+    stats: Bm25Stats = field(default_factory=Bm25Stats)
+    k1: float = 1.2
+    b: float = 0.75
     normalization: int = 0
 
     def search(self, query: str, k: int, allowed: Any = None) -> tuple[np.ndarray, np.ndarray]:
         if k <= 0 or _empty_allowed(allowed):
             return _EMPTY
-        params: dict[str, Any] = {"q": query, "k": int(k)}
+        params: dict[str, Any] = {}
         join, where = _where(allowed, params, "c.id")
-        sql = (f"WITH q AS (SELECT {_OR_QUERY} AS tq)"
-               f" SELECT c.id, ts_rank_cd(c.tsv, q.tq, {int(self.normalization)}) AS s FROM chunks c CROSS JOIN q{join}"
-               f" WHERE c.collection_id = {int(self.collection_id)} AND c.tsv @@ q.tq{where}"
-               f" ORDER BY s DESC, c.id LIMIT :k")
         with self.sessions() as s:
-            rows = s.execute(text(sql), params).all()
+            if self.rank == "bm25":
+                rows = bm25_search(s, self.stats, collection_id=self.collection_id, revision=self.revision,
+                                   query=query, k=k, k1=self.k1, b=self.b, join=join, where=where, params=params)
+            else:
+                rows = s.execute(text(self._ts_rank_sql(join, where)), {**params, "q": query, "k": int(k)}).all()
         return _arrays(rows)
+
+    def _ts_rank_sql(self, join: str, where: str) -> str:
+        return (f"WITH q AS (SELECT {_OR_QUERY} AS tq)"
+                f" SELECT c.id, ts_rank_cd(c.tsv, q.tq, {int(self.normalization)}) AS s FROM chunks c CROSS JOIN q"
+                f"{join} WHERE c.collection_id = {int(self.collection_id)} AND c.tsv @@ q.tq{where}"
+                f" ORDER BY s DESC, c.id LIMIT :k")
 
 
 @dataclass(frozen=True)

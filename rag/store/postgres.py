@@ -28,6 +28,7 @@ from rag.filters import Filters
 from rag.store import pg_schema as sch
 from rag.store.ledger import Collection, IndexBuild
 from rag.store.local import LocalStore
+from rag.store.pg_bm25 import Bm25Stats
 from rag.store.pg_filters import PgFilter, to_sql
 from rag.store.pg_search import PgDense, PgIndex, PgSparse
 from rag.store.pg_write import write_batch
@@ -62,6 +63,7 @@ class PgStore:
         self.engine = self._ledger.engine
         self.sessions = self._ledger.sessions
         self._indexed: set[int] = set()
+        self._bm25 = Bm25Stats()  # N, avgdl and df per (collection, revision): shared by every search
         if not self._has_vector_table():
             raise RagError(f"{self.settings.database_url!r} lacks the {sch.VECTORS_TABLE} table of migration "
                            f"0005: run `rag db upgrade` as a role allowed to CREATE EXTENSION vector")
@@ -133,7 +135,14 @@ class PgStore:
                 "dim": self.dim, "chunks": self.chunk_count(coll.name),
                 "dense": {"kind": "pgvector-hnsw", "hnsw_m": HNSW_M, "ef_construction": HNSW_EF_CONSTRUCTION,
                           "ef_search": self._ef_search()},
-                "sparse": {"kind": "postgres-fts", "config": sch.TS_CONFIG, "rank": "ts_rank_cd"}}
+                "sparse": self._sparse_manifest()}
+
+    def _sparse_manifest(self) -> dict[str, Any]:
+        cfg = self.settings.index
+        out: dict[str, Any] = {"kind": "postgres-fts", "config": sch.TS_CONFIG, "rank": cfg.pg_sparse}
+        if cfg.pg_sparse == "bm25":
+            out.update({"k1": cfg.bm25_k1, "b": cfg.bm25_b})
+        return out
 
     def _ef_search(self) -> int:
         return max(40, int(self.settings.index.hnsw_ef_search), int(self.settings.retrieval.fetch_k))
@@ -161,9 +170,11 @@ class PgStore:
         coll = self.collection(name)
         self.check_embedder(coll)
         self._ensure_hnsw(coll)
+        rev, cfg = self.revision(coll), self.settings.index
         return PgIndex(dense=PgDense(self.sessions, coll.id, self.dim, self._ef_search()),
-                       sparse=PgSparse(self.sessions, coll.id),
-                       manifest={"collection": name, "ledger_revision": self.revision(coll)})
+                       sparse=PgSparse(self.sessions, coll.id, rank=cfg.pg_sparse, revision=rev, stats=self._bm25,
+                                       k1=cfg.bm25_k1, b=cfg.bm25_b),
+                       manifest={"collection": name, "ledger_revision": rev})
 
     def allowed_chunk_ids(self, name: str, filters: Filters | None) -> PgFilter | None:
         """The filter as SQL predicates for this store's searchers (None: no filter)."""
