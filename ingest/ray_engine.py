@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from ingest.report import FileResult, IngestReport, Progress
+from ingest.report import IngestReport, Progress
 from ingest.run import LocalIngestor
 from ingest.sources import Item
 from rag.config import ChunkingSettings, EmbedderSettings, Settings
@@ -169,16 +169,3 @@ class RayIngestor(LocalIngestor):
                 self._write(coll, writes, failed, timing, report, progress)
                 writes, failed = [], []
         self._write(coll, writes, failed, timing, report, progress)
-
-    def _write(self, coll: Any, writes: list[DocumentWrite], failed: list[tuple[str, str, str, int]],
-               timing: dict[str, float], report: IngestReport, progress: Progress) -> None:
-        if not writes and not failed:
-            return
-        ts = time.perf_counter()
-        self.store.write_batch(coll, writes, failed=failed)
-        report.stage_seconds["ledger"] += time.perf_counter() - ts
-        for w in writes:
-            report.chunks_added += len(w.chunks)
-            self._emit(report, progress, FileResult(w.source, "ok", None, len(w.chunks), timing[w.source]))
-        for src, _h, reason, _s in failed:
-            self._emit(report, progress, FileResult(src, "failed", reason, 0, timing.get(src, 0.0)))

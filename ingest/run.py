@@ -162,6 +162,13 @@ class LocalIngestor:
                                         size_bytes=size, title=parsed.title, metadata=parsed.metadata,
                                         chunks=chunks))
         self._embed(writes, report, progress)
+        self._write(coll, writes, failed, timing, report, progress)
+
+    def _write(self, coll: Any, writes: list[DocumentWrite], failed: list[tuple[str, str, str, int]],
+               timing: dict[str, float], report: IngestReport, progress: Progress) -> None:
+        """One ledger transaction for the batch, then one report row per file."""
+        if not writes and not failed:
+            return
         ts = time.perf_counter()
         self.store.write_batch(coll, writes, failed=failed)
         report.stage_seconds["ledger"] += time.perf_counter() - ts
