@@ -41,11 +41,9 @@ from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
-# `python bench/<script>.py` puts bench/ first on sys.path, where bench/ingest.py
-# would shadow the `ingest` package (the ingestor plugin): drop it, put the repo first.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
+# `python bench/<script>.py` puts bench/ first on sys.path; the checkout goes before it, so that
+# `ingest` is the package, not bench/ingest.py.
+REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from rag import RAG  # noqa: E402

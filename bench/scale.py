@@ -28,9 +28,9 @@ from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
+# `python bench/<script>.py` puts bench/ first on sys.path; the checkout goes before it, so that
+# `ingest` is the package, not bench/ingest.py.
+REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import numpy as np  # noqa: E402
@@ -109,7 +109,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--home", type=Path, default=None)
     ap.add_argument("--db-url", default=os.environ.get("RAG_TEST_DATABASE_URL"))
-    ap.add_argument("--out", type=Path, default=HERE / "results" / "scale.json")
+    ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "scale.json")
     args = ap.parse_args()
     home = args.home or Path(tempfile.mkdtemp(prefix="rag-scale-"))
     home.mkdir(parents=True, exist_ok=True)

@@ -185,11 +185,11 @@ class LocalIngestor:
         cache and the ledger key vectors by the hash of exactly that text.
         """
         header = self.settings.chunking.context_header
-        texts = {}
+        keyed: list[list[tuple[str, str, int]]] = []  # per write: (hash, embedded text, tokens) per chunk
         for w in writes:
-            for c in w.chunks:
-                t = index_text(w.title, c.heading_path, c.text, header=header)
-                texts[text_hash(t)] = (t, c.token_count)
+            texts_of = [index_text(w.title, c.heading_path, c.text, header=header) for c in w.chunks]
+            keyed.append([(text_hash(t), t, c.token_count) for t, c in zip(texts_of, w.chunks, strict=True)])
+        texts = {h: (t, n) for rows in keyed for h, t, n in rows}
         cached = self.store.cached_vectors(texts)
         todo = [h for h in texts if h not in cached]
         if todo:
@@ -202,9 +202,8 @@ class LocalIngestor:
             report.tokens_embedded += tokens
             progress.embedded(len(todo), tokens, secs)
             fresh = dict(zip(todo, vecs, strict=True))
-            for w in writes:
-                keys = (text_hash(index_text(w.title, c.heading_path, c.text, header=header)) for c in w.chunks)
-                w.vectors = {h: fresh[h] for h in keys if h in fresh}
+            for w, rows in zip(writes, keyed, strict=True):
+                w.vectors = {h: fresh[h] for h, _t, _n in rows if h in fresh}
 
     @staticmethod
     def _emit(report: IngestReport, progress: Progress, result: FileResult) -> None:

@@ -42,12 +42,11 @@ def rag(settings, embedder):
     return RAG.open(settings=settings, embedder=embedder)
 
 
-class CountingEmbedder:
-    """Wraps the real embedder and counts texts encoded (to prove the cache works)."""
+class DelegatingEmbedder:
+    """The real embedder behind a wrapper that tests can extend (count, memoise)."""
 
     def __init__(self, inner):
         self.inner = inner
-        self.encoded = 0
         self.model_id, self.dim, self.max_tokens = inner.model_id, inner.dim, inner.max_tokens
 
     def count_tokens(self, texts):
@@ -57,11 +56,22 @@ class CountingEmbedder:
         return self.inner.token_offsets(text)
 
     def encode(self, texts, *, batch_size=None):
-        self.encoded += len(texts)
         return self.inner.encode(texts, batch_size=batch_size)
 
     def encode_query(self, text):
         return self.inner.encode_query(text)
+
+
+class CountingEmbedder(DelegatingEmbedder):
+    """Counts texts encoded (to prove the cache works)."""
+
+    def __init__(self, inner):
+        super().__init__(inner)
+        self.encoded = 0
+
+    def encode(self, texts, *, batch_size=None):
+        self.encoded += len(texts)
+        return self.inner.encode(texts, batch_size=batch_size)
 
 
 @pytest.fixture

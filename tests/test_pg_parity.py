@@ -17,6 +17,8 @@ import numpy as np
 import pytest
 from sqlalchemy import text
 
+from conftest import DelegatingEmbedder
+from eval.datasets import load_beir
 from eval.metrics import ndcg_at_k
 from rag import RAG, SourceText
 from rag.config import Settings
@@ -26,18 +28,12 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "scifact"
 N_QUERIES = 40
 
 
-class MemoEmbedder:
+class MemoEmbedder(DelegatingEmbedder):
     """The real model, with a text -> vector memo so the corpus is embedded once for both stores."""
 
     def __init__(self, inner) -> None:
-        self.inner, self.memo = inner, {}
-        self.model_id, self.dim, self.max_tokens = inner.model_id, inner.dim, inner.max_tokens
-
-    def count_tokens(self, texts):
-        return self.inner.count_tokens(texts)
-
-    def token_offsets(self, text):
-        return self.inner.token_offsets(text)
+        super().__init__(inner)
+        self.memo = {}
 
     def encode(self, texts, *, batch_size=None):
         todo = [t for t in dict.fromkeys(texts) if t not in self.memo]
@@ -45,25 +41,17 @@ class MemoEmbedder:
             self.memo.update(zip(todo, self.inner.encode(todo, batch_size=batch_size), strict=True))
         return np.stack([self.memo[t] for t in texts]) if texts else self.inner.encode([])
 
-    def encode_query(self, text):
-        return self.inner.encode_query(text)
-
 
 @pytest.fixture(scope="module")
 def scifact():
-    queries = {json.loads(l)["_id"]: json.loads(l)["text"] for l in open(DATA / "queries.jsonl", encoding="utf-8")}
-    qrels: dict[str, dict[str, int]] = {}
-    for line in list(open(DATA / "qrels" / "test.tsv", encoding="utf-8"))[1:]:
-        qid, did, grade = line.split()
-        qrels.setdefault(qid, {})[did] = int(grade)
-    picked = sorted(qrels, key=int)[:N_QUERIES]
-    wanted = {d for q in picked for d in qrels[q]}
+    data = load_beir(DATA, "test")
+    picked = sorted(data.qrels, key=int)[:N_QUERIES]
+    wanted = {d for q in picked for d in data.qrels[q]}
     docs = []
-    for line in open(DATA / "corpus.jsonl", encoding="utf-8"):
-        d = json.loads(line)
-        if d["_id"] in wanted or len(docs) < 300 - len(wanted):
-            docs.append(SourceText(source=d["_id"], title=d["title"] or None, text=d["text"]))
-    return docs[:300] if len(docs) > 300 else docs, {q: queries[q] for q in picked}, qrels
+    for doc_id, (title, body) in data.corpus.items():
+        if doc_id in wanted or len(docs) < 300 - len(wanted):
+            docs.append(SourceText(source=doc_id, title=title or None, text=body))
+    return docs[:300] if len(docs) > 300 else docs, {q: data.queries[q] for q in picked}, data.qrels
 
 
 @pytest.fixture(scope="module")

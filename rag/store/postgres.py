@@ -170,7 +170,7 @@ class PgStore:
         coll = self.collection(name)
         self.check_embedder(coll)
         self._ensure_hnsw(coll)
-        rev, cfg = self.revision(coll), self.settings.index
+        rev, cfg = int(coll.revision or 0), self.settings.index  # the row just read carries it
         return PgIndex(dense=PgDense(self.sessions, coll.id, self.dim, self._ef_search()),
                        sparse=PgSparse(self.sessions, coll.id, rank=cfg.pg_sparse, revision=rev, stats=self._bm25,
                                        k1=cfg.bm25_k1, b=cfg.bm25_b),
