@@ -81,19 +81,21 @@ def search(
     query: str,
     collection: CollOpt = "default",
     k: Annotated[int, typer.Option("-k", help="Number of passages.")] = 5,
-    mode: Annotated[str, typer.Option(help="hybrid, dense or bm25.")] = "hybrid",
-    fusion: Annotated[str, typer.Option(help="rrf or convex.")] = "rrf",
+    mode: Annotated[str | None, typer.Option(help="hybrid, dense or bm25 (default: the settings', hybrid).")] = None,
+    fusion: Annotated[str | None, typer.Option(help="convex or rrf (default: the settings', convex).")] = None,
     source: Annotated[str | None, typer.Option(help="Only sources matching this glob.")] = None,
+    rerank: Annotated[bool, typer.Option(help="Rerank the fused top N with the cross-encoder.")] = False,
     home: HomeOpt = None,
 ) -> None:
     """Hybrid search: ranked passages with their sources and each retriever's rank."""
     rag = _open(home)
     filters = Filters(source_glob=source) if source else None
-    hits = rag.search(query, collection=collection, k=k, mode=mode, fusion=fusion, filters=filters)
+    hits = rag.search(query, collection=collection, k=k, mode=mode, fusion=fusion, filters=filters,
+                      rerank=rerank or None)
     if not hits:
         console.print("[yellow]No passages matched.")
         return
-    table = Table(title=f"{mode} search in '{collection}': {query}", show_lines=True)
+    table = Table(title=f"{mode or rag.settings.retrieval.mode} search in '{collection}': {query}", show_lines=True)
     for col in ("#", "score", "source", "page", "ranks", "passage"):
         table.add_column(col, overflow="fold")
     for i, h in enumerate(hits, 1):

@@ -34,6 +34,13 @@ def test_ingest_search_and_listings(env: Path, tmp_path: Path) -> None:
     assert out.exit_code == 0, out.output
     assert "fusion.md" in out.output and "dense:1" in out.output
 
+    # Without --mode/--fusion the settings decide (RAG_ env), not a CLI default.
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("RAG_RETRIEVAL__MODE", "bm25")
+        out = runner.invoke(app, ["search", "how does rank fusion work", "--collection", "kb", "-k", "2"])
+    assert out.exit_code == 0, out.output
+    assert "bm25 search" in out.output and "bm25:1" in out.output and "dense:" not in out.output
+
     out = runner.invoke(app, ["collections"])
     assert "kb" in out.output and "all-MiniLM-L6-v2" in out.output
     out = runner.invoke(app, ["docs", "kb"])

@@ -22,9 +22,11 @@ if rag is None or coll is None:
 with st.form("search"):
     query = st.text_input("Query", placeholder="How does reciprocal rank fusion combine rankings?")
     c1, c2, c3, c4 = st.columns(4)
-    mode = c1.selectbox("Mode", ["hybrid", "dense", "bm25"])
-    fusion = c2.selectbox("Fusion", ["rrf", "convex"], help="rrf: reciprocal rank fusion; convex: weighted sum "
-                                                              "of min-max normalised scores.")
+    modes, fusions = ["hybrid", "dense", "bm25"], ["convex", "rrf"]
+    mode = c1.selectbox("Mode", modes, index=modes.index(rag.settings.retrieval.mode))
+    fusion = c2.selectbox("Fusion", fusions, index=fusions.index(rag.settings.retrieval.fusion),
+                          help="convex: weighted sum of normalised scores (dense weight "
+                               f"{rag.settings.retrieval.dense_weight}); rrf: reciprocal rank fusion.")
     k = c3.number_input("k", 1, 100, rag.settings.retrieval.k)
     rerank = c4.checkbox("Rerank", value=False)
     submitted = st.form_submit_button("Search", type="primary")
