@@ -198,3 +198,30 @@ def test_when_every_answer_is_uncited_the_last_is_returned_flagged(llm_server, s
     assert a.provider == "oa" and a.text == "Orders probably ship on most weekdays."
     assert a.groundedness == 0.0 and a.citations == [] and a.uncited_sentences == ["Orders probably ship on most weekdays."]
     assert not a.attempts[0].ok and "cites no source" in a.attempts[0].error
+
+
+@pytest.mark.parametrize("kind", ["openai", "anthropic"])
+def test_a_bug_in_our_response_reading_is_not_retried_or_hidden(llm_server, monkeypatch, kind) -> None:
+    """A TypeError in our own parsing code is a bug: it surfaces at once, never as 'malformed response'
+    retried three times and then quietly answered by the next provider."""
+    from rag.llm import anthropic_provider, openai_provider
+
+    module, reader = ((openai_provider, "_read_completion") if kind == "openai"
+                      else (anthropic_provider, "_read_message"))
+
+    def buggy(resp):
+        raise TypeError("'NoneType' object is not subscriptable")
+
+    monkeypatch.setattr(module, reader, buggy)
+    first = openai(llm_server) if kind == "openai" else anthropic(llm_server)
+    second = anthropic(llm_server, name="next") if kind == "openai" else openai(llm_server, name="next")
+    with pytest.raises(TypeError, match="not subscriptable"):
+        chain([first, second]).complete_with(lambda p: MSGS, PARAMS)
+    assert len(llm_server.requests) == 1  # one call, no retry, no fallback to `next`
+
+
+def test_a_wrong_shaped_body_is_still_a_retryable_malformed_response(llm_server) -> None:
+    llm_server.fail(("body", {"object": "surprise"}))
+    done, attempts = chain([openai(llm_server)]).complete_with(lambda p: MSGS, PARAMS)
+    assert "malformed response" in attempts[0].error and "choices" in attempts[0].error
+    assert done.text.startswith("Echo:") and len(llm_server.requests) == 2

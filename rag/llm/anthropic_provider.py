@@ -30,7 +30,17 @@ from rag.llm.base import (
     Usage,
     is_retryable_status,
 )
-from rag.llm.openai_provider import NO_AUTH_KEY, parse_retry_after, redact, resolve_api_key, short, transport_errors
+from rag.llm.http_common import (
+    NO_AUTH_KEY,
+    MalformedResponse,
+    malformed_types,
+    need,
+    parse_retry_after,
+    redact,
+    resolve_api_key,
+    short,
+    transport_errors,
+)
 
 _FINISH = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length"}
 """Anthropic stop reasons in the OpenAI words the rest of the code checks for ("length" = cut off)."""
@@ -77,15 +87,10 @@ class AnthropicChat:
         start = time.monotonic()
         try:
             resp = self._client_for().messages.create(**self._request(messages, params))
-            text = "".join(b.text for b in resp.content if getattr(b, "type", None) == "text")
-            if not isinstance(text, str):
-                raise TypeError("content is not text")
-            usage = resp.usage
-            used = (Usage(usage.input_tokens, usage.output_tokens or 0)
-                    if usage is not None and isinstance(usage.input_tokens, int) else self._estimate(messages, text))
-            finish = _FINISH.get(resp.stop_reason or "", resp.stop_reason)
-        except Exception as exc:  # noqa: BLE001 - _map re-raises what it does not know
+            text, finish, usage = _read_message(resp)
+        except Exception as exc:  # noqa: BLE001 - _map re-raises what it does not know (our own bugs)
             raise self._map(exc, params) from None
+        used = usage or self._estimate(messages, text)
         return Completion(text=text, provider=self.name, model=self.model, usage=used,
                           finish_reason=finish, latency_s=time.monotonic() - start)
 
@@ -110,18 +115,22 @@ class AnthropicChat:
             for event in sdk_stream:
                 kind = getattr(event, "type", None)
                 if kind == "message_start":
-                    input_tokens = event.message.usage.input_tokens
-                elif kind == "content_block_delta" and getattr(event.delta, "type", None) == "text_delta":
-                    if event.delta.text:
+                    input_tokens = _int(getattr(getattr(event, "message", None), "usage", None), "input_tokens")
+                elif kind == "content_block_delta" and getattr(getattr(event, "delta", None), "type", None) == "text_delta":
+                    piece = getattr(event.delta, "text", None)
+                    if piece is not None and not isinstance(piece, str):
+                        raise MalformedResponse(f"stream event: text is {type(piece).__name__}, expected str")
+                    if piece:
                         if ttft is None:
                             ttft = time.monotonic() - start
-                        parts.append(event.delta.text)
-                        yield Delta(event.delta.text)
+                        parts.append(piece)
+                        yield Delta(piece)
                 elif kind == "message_delta":
-                    finish = _FINISH.get(event.delta.stop_reason or "", event.delta.stop_reason)
-                    output_tokens = event.usage.output_tokens
-                    if getattr(event.usage, "input_tokens", None) is not None:
-                        input_tokens = event.usage.input_tokens
+                    reason = getattr(getattr(event, "delta", None), "stop_reason", None)
+                    finish = _FINISH.get(reason or "", reason) if isinstance(reason, str) else finish
+                    usage = getattr(event, "usage", None)
+                    output_tokens = _int(usage, "output_tokens") or output_tokens
+                    input_tokens = _int(usage, "input_tokens") or input_tokens
                 elif kind == "message_stop":
                     stopped = True
             if not stopped:
@@ -208,7 +217,7 @@ class AnthropicChat:
                              retry_after=parse_retry_after(exc.response.headers))
         if isinstance(exc, anthropic.APIError):
             return self._err(f"{type(exc).__name__}: {getattr(exc, 'message', exc)}", retryable=True)
-        if isinstance(exc, (ValueError, TypeError, KeyError, IndexError, AttributeError)):
+        if isinstance(exc, malformed_types()):
             return self._err(f"malformed response ({type(exc).__name__}: {exc})", retryable=True)
         if isinstance(exc, anthropic.AnthropicError):
             return self._err(f"{type(exc).__name__}: {exc}", retryable=False)
@@ -222,6 +231,29 @@ class AnthropicChat:
 
 class _Truncated(Exception):
     """The stream ended cleanly but without message_stop."""
+
+
+def _int(obj: Any, name: str) -> int | None:
+    value = getattr(obj, name, None)
+    return value if isinstance(value, int) else None
+
+
+def _read_message(resp: Any) -> tuple[str, str | None, Usage | None]:
+    """(text, finish reason, usage) of a Messages API response, every field checked."""
+    blocks = need(resp, "content", list, "message")
+    parts = []
+    for block in blocks:
+        if getattr(block, "type", None) == "text":
+            text = getattr(block, "text", None)
+            if not isinstance(text, str):
+                raise MalformedResponse(f"message: text block is {type(text).__name__}, expected str")
+            parts.append(text)
+    reason = getattr(resp, "stop_reason", None)
+    finish = _FINISH.get(reason or "", reason) if reason is None or isinstance(reason, str) else None
+    usage = getattr(resp, "usage", None)
+    inp, out = getattr(usage, "input_tokens", None), getattr(usage, "output_tokens", None)
+    used = Usage(inp, out if isinstance(out, int) else 0) if isinstance(inp, int) else None
+    return "".join(parts), finish, used
 
 
 registry.register("llm", "anthropic", AnthropicChat)

@@ -6,13 +6,10 @@ when to retry, wait or move on, from the `ProviderError` raised here.
 
 from __future__ import annotations
 
-import email.utils
 import functools
-import importlib
 import logging
-import os
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,72 +27,19 @@ from rag.llm.base import (
     Usage,
     is_retryable_status,
 )
+from rag.llm.http_common import (
+    NO_AUTH_KEY,
+    MalformedResponse,
+    malformed_types,
+    need,
+    parse_retry_after,
+    redact,
+    resolve_api_key,
+    short,
+    transport_errors,
+)
 
 log = logging.getLogger(__name__)
-
-NO_AUTH_KEY = "unused"
-"""Sent to OpenAI-compatible servers that need no key (the SDK insists on one)."""
-
-
-# -- helpers shared with the other HTTP providers ----------------------------------------------
-def parse_retry_after(headers: Mapping[str, str] | None) -> float | None:
-    """Seconds to wait from `retry-after-ms`, or `retry-after` as seconds or an HTTP date."""
-    if not headers:
-        return None
-    ms = headers.get("retry-after-ms")
-    if ms:
-        try:
-            return max(0.0, float(ms) / 1000.0)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
-def redact(text: str, secret: str | None) -> str:
-    """`text` with `secret` replaced, so no error message or log line carries an API key."""
-    if secret and secret != NO_AUTH_KEY and len(secret) >= 4:
-        text = text.replace(secret, "***")
-    return text
-
-
-def resolve_api_key(cfg: ProviderSettings, default_env: str) -> str | None:
-    """cfg.api_key, else the environment variable cfg.api_key_env (or `default_env`)."""
-    if cfg.api_key is not None and cfg.api_key.get_secret_value():
-        return cfg.api_key.get_secret_value()
-    return os.environ.get(cfg.api_key_env or default_env) or None
-
-
-@functools.cache
-def transport_errors() -> tuple[tuple[type[Exception], ...], tuple[type[Exception], ...]]:
-    """(timeouts, all transport errors) of the HTTP library under the SDKs: httpx2 (openai>=3,
-    anthropic>=1) or httpx (older). Some escape the SDKs while a stream is read."""
-    timeouts: list[type[Exception]] = []
-    errors: list[type[Exception]] = []
-    for name in ("httpx2", "httpx"):
-        try:
-            module = importlib.import_module(name)
-        except ImportError:
-            continue
-        timeouts.append(module.TimeoutException)
-        errors.append(module.HTTPError)
-    return tuple(timeouts), tuple(errors)
-
-
-def short(text: str, limit: int = 300) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
 
 @functools.lru_cache(maxsize=8)
 def _encoding(model: str) -> Any:
@@ -155,20 +99,12 @@ class OpenAIChat:
         start = time.monotonic()
         try:
             resp = self._create(messages, params, stream=False)
-            choice = resp.choices[0]
-            text = choice.message.content or ""
-            if not isinstance(text, str):
-                raise TypeError("content is not a string")
-            finish = choice.finish_reason
-            usage = resp.usage
+            text, finish, usage = _read_completion(resp)
         except ProviderError:
             raise
-        except Exception as exc:  # noqa: BLE001 - _map re-raises what it does not know
+        except Exception as exc:  # noqa: BLE001 - _map re-raises what it does not know (our own bugs)
             raise self._map(exc, params) from None
-        if usage is not None and isinstance(usage.prompt_tokens, int):
-            used = Usage(usage.prompt_tokens, usage.completion_tokens or 0)
-        else:
-            used = self._estimate(messages, text)
+        used = usage or self._estimate(messages, text)
         return Completion(text=text, provider=self.name, model=self.model, usage=used,
                           finish_reason=finish, latency_s=time.monotonic() - start)
 
@@ -189,17 +125,19 @@ class OpenAIChat:
         try:
             sdk_stream = self._open_stream(messages, params)
             for chunk in sdk_stream:
-                if getattr(chunk, "usage", None) is not None and isinstance(chunk.usage.prompt_tokens, int):
-                    usage = Usage(chunk.usage.prompt_tokens, chunk.usage.completion_tokens or 0)
-                for choice in chunk.choices or ():
-                    piece = choice.delta.content if choice.delta is not None else None
+                usage = _read_usage(chunk) or usage
+                for choice in getattr(chunk, "choices", None) or ():
+                    delta = getattr(choice, "delta", None)
+                    piece = getattr(delta, "content", None)
+                    if piece is not None and not isinstance(piece, str):
+                        raise MalformedResponse(f"stream chunk: content is {type(piece).__name__}, expected str")
                     if piece:
                         if ttft is None:
                             ttft = time.monotonic() - start
                         parts.append(piece)
                         yield Delta(piece)
-                    if choice.finish_reason:
-                        finish = choice.finish_reason
+                    if getattr(choice, "finish_reason", None):
+                        finish = str(choice.finish_reason)
             if finish is None:
                 raise _Truncated("stream ended without a finish_reason")
         except ProviderError:
@@ -286,7 +224,7 @@ class OpenAIChat:
                              retry_after=parse_retry_after(exc.response.headers))
         if isinstance(exc, openai.APIError):
             return self._err(f"{type(exc).__name__}: {getattr(exc, 'message', exc)}", retryable=True)
-        if isinstance(exc, (ValueError, TypeError, KeyError, IndexError, AttributeError)):
+        if isinstance(exc, malformed_types()):
             return self._err(f"malformed response ({type(exc).__name__}: {exc})", retryable=True)
         if isinstance(exc, openai.OpenAIError):
             return self._err(f"{type(exc).__name__}: {exc}", retryable=False)
@@ -300,6 +238,30 @@ class OpenAIChat:
 
 class _Truncated(Exception):
     """The stream ended cleanly but without saying it was done."""
+
+
+def _read_usage(obj: Any) -> Usage | None:
+    usage = getattr(obj, "usage", None)
+    prompt = getattr(usage, "prompt_tokens", None)
+    if not isinstance(prompt, int):
+        return None
+    completion = getattr(usage, "completion_tokens", None)
+    return Usage(prompt, completion if isinstance(completion, int) else 0)
+
+
+def _read_completion(resp: Any) -> tuple[str, str | None, Usage | None]:
+    """(text, finish reason, usage) of a chat completion, every field checked."""
+    choices = need(resp, "choices", list, "chat completion")
+    if not choices:
+        raise MalformedResponse("chat completion: no choices")
+    message = getattr(choices[0], "message", None)
+    if message is None:
+        raise MalformedResponse("chat completion: choice without a message")
+    text = getattr(message, "content", None) or ""
+    if not isinstance(text, str):
+        raise MalformedResponse(f"chat completion: content is {type(text).__name__}, expected str")
+    finish = getattr(choices[0], "finish_reason", None)
+    return text, (str(finish) if finish is not None else None), _read_usage(resp)
 
 
 registry.register("llm", "openai", OpenAIChat)

@@ -14,7 +14,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from rag.errors import ConfigError
 
-ALEMBIC_DIR = Path(__file__).resolve().parents[2] / "alembic"
+# Shipped inside the package (package data), so a wheel install migrates like a checkout does.
+ALEMBIC_DIR = Path(__file__).resolve().parents[1] / "migrations"
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -44,7 +45,8 @@ def alembic_config(url: str) -> Any:
     from alembic.config import Config
 
     if not (ALEMBIC_DIR / "env.py").exists():
-        raise ConfigError(f"migrations not found at {ALEMBIC_DIR}; install from a checkout (pip install -e .)")
+        raise ConfigError(f"migrations not found at {ALEMBIC_DIR}; the installed package is incomplete: "
+                          "reinstall rag-platform")
     cfg = Config()
     cfg.set_main_option("script_location", str(ALEMBIC_DIR))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
