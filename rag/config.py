@@ -10,16 +10,20 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+from rag.errors import ConfigError
+from rag.settings_errors import explain
 
 DEFAULT_EMBEDDER = "sentence-transformers/all-MiniLM-L6-v2"
 
@@ -210,6 +214,17 @@ class Settings(BaseSettings):
     rerank: RerankSettings = RerankSettings()
     llm: LLMSettings = LLMSettings()
     citations: CitationSettings = CitationSettings()
+
+    def __init__(self, **values: Any) -> None:
+        """Raises ConfigError with one line naming the env var or rag.toml line, the value and the choices."""
+        toml = Path(os.environ.get("RAG_CONFIG", "rag.toml"))
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:
+            raise ConfigError(explain(exc, toml, set(values))) from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{toml} is not valid TOML: {exc}; fix it, or point RAG_CONFIG at another "
+                              "file") from None
 
     @classmethod
     def settings_customise_sources(

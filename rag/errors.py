@@ -14,6 +14,10 @@ class ConfigError(RagError):
     """A setting has a value we cannot use."""
 
 
+class MissingKeyError(ConfigError):
+    """A provider has no API key; a fallback chain skips it (and says so) when others remain."""
+
+
 class LoaderError(RagError):
     """A file could not be turned into text; the run goes on without it."""
 

@@ -83,7 +83,11 @@ class LocalStore:
                 s.add(row)
                 s.flush()
             if row is None:
-                raise NotFoundError(f"no collection named {name!r}; existing: {self.collection_names()}")
+                names = ", ".join(self.collection_names()) or "none"
+                where = (f"data home {self.settings.home.resolve()}" if not self.settings.db_url
+                         else "this database")
+                raise NotFoundError(f"no collection named {name!r} in {where} (existing: {names}); point at "
+                                    "another data home with --home DIR or RAG_HOME")
             s.expunge(row)
             return row
 
