@@ -35,6 +35,16 @@ class NotFoundError(RagError):
     """A collection, document or run that the caller named does not exist."""
 
 
+class CollectionNotFoundError(NotFoundError):
+    """No collection of that name. The message names the data home and the existing collections (for a
+    local user); `public_message` says only what a remote caller may see."""
+
+    def __init__(self, name: str, message: str) -> None:
+        super().__init__(message)
+        self.name = name
+        self.public_message = f"no collection named {name!r}"
+
+
 class ModelLoadError(RagError):
     """A model could not be loaded (missing package, path or weights)."""
 
