@@ -58,6 +58,7 @@ def ingest(
     as_json: JsonOpt = False,
 ) -> None:
     """Load, chunk, embed and index files. Unchanged files are skipped."""
+    console = make_console()  # per call: COLUMNS and the output stream are read now
     from apps.progress import RichProgress
 
     if engine not in ("local", "ray"):
@@ -67,7 +68,7 @@ def ingest(
     options = {"address": address, "workers": workers} if engine == "ray" else {}
     rag = _open(home)
     shown = Paths(paths)
-    with RichProgress(err if as_json else console) as bar:
+    with RichProgress(make_console(stderr=True) if as_json else console) as bar:
         report = rag.ingest(paths, collection=collection, glob=glob, prune=prune, force=force, progress=bar,
                             engine=engine, **options)
     if as_json:
@@ -89,6 +90,7 @@ def search(
     as_json: JsonOpt = False,
 ) -> None:
     """Hybrid search: ranked passages with their sources and each retriever's rank."""
+    console = make_console()  # per call: COLUMNS and the output stream are read now
     rag = _open(home, create=False)
     filters = Filters(source_glob=source) if source else None
     hits = rag.search(query, collection=collection, k=k, mode=mode, fusion=fusion, filters=filters,
@@ -117,6 +119,7 @@ def ask(
     as_json: JsonOpt = False,
 ) -> None:
     """Answer from the collection's documents; every claim cites a numbered source, and each citation is checked."""
+    console = make_console()  # per call: COLUMNS and the output stream are read now
     rag = _open(home, create=False)
     stream = stream and not as_json
     result = rag.ask(question, collection=collection, k=k, providers=provider, stream=stream, use_cache=cache,
@@ -138,6 +141,7 @@ def ask(
 @app.command()
 def collections(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
     """List collections with document and chunk counts (reads the ledger only)."""
+    console = make_console()  # per call: COLUMNS and the output stream are read now
     rows = _open(home, create=False).collections()
     if as_json:
         print_json({"collections": rows})
@@ -148,6 +152,7 @@ def collections(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
 @app.command()
 def docs(collection: Annotated[str, typer.Argument()], home: HomeOpt = None, as_json: JsonOpt = False) -> None:
     """List the documents of a collection, with status and errors (reads the ledger only)."""
+    console = make_console()  # per call: COLUMNS and the output stream are read now
     rows = _open(home, create=False).documents(collection)
     if as_json:
         print_json({"collection": collection, "documents": [document_json(d, Paths()) for d in rows]})

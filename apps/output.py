@@ -98,10 +98,10 @@ def report_json(report: Any, paths: Paths) -> dict[str, Any]:
 def print_report(console: Console, report: Any, paths: Paths, collection: str) -> None:
     """The per-file table (skipped files left out of long runs), the totals, and the deleted-files hint."""
     table = Table(title=f"Ingest run {report.run_id} into '{collection}'")
-    table.add_column("file", overflow="fold", ratio=3)
+    table.add_column("file", overflow="fold")
     table.add_column("outcome", no_wrap=True)
     table.add_column("chunks", justify="right", no_wrap=True)
-    table.add_column("reason", overflow="fold", ratio=2)
+    table.add_column("reason", overflow="fold")
     style = {"ok": "green", "skipped": "dim", "failed": "red", "removed": "yellow"}
     hidden = 0
     for f in report.files:
@@ -136,10 +136,10 @@ def print_hits(console: Console, hits: Sequence[Any], paths: Paths, title: str) 
     table = Table(title=title, show_lines=True)
     table.add_column("#", no_wrap=True)
     table.add_column("score", no_wrap=True)
-    table.add_column("source", overflow="fold", ratio=2)
+    table.add_column("source", overflow="fold")
     table.add_column("page", no_wrap=True)
     table.add_column("ranks", no_wrap=True)
-    table.add_column("passage", overflow="fold", ratio=5)
+    table.add_column("passage", overflow="fold")
     for i, h in enumerate(hits, 1):
         ranks = " ".join(f"{n}:{r}" for n, r in sorted(h.ranks.items()))
         where = " > ".join(h.heading_path)
@@ -171,9 +171,9 @@ def print_answer_details(console: Console, answer: Any, paths: Paths) -> None:
         cited[c.n] = (prev is None or prev) and c.supported
     table = Table(title="Sources")
     table.add_column("n", no_wrap=True)
-    table.add_column("document", overflow="fold", ratio=3)
+    table.add_column("document", overflow="fold")
     table.add_column("page", no_wrap=True)
-    table.add_column("section", overflow="fold", ratio=3)
+    table.add_column("section", overflow="fold")
     table.add_column("cited", no_wrap=True)
     table.add_column("supported", no_wrap=True)
     for n, h in enumerate(answer.sources, 1):
@@ -215,12 +215,12 @@ def document_json(d: Any, paths: Paths) -> dict[str, Any]:
 def print_documents(console: Console, docs: Sequence[Any], paths: Paths, collection: str) -> None:
     table = Table(title=f"Documents in '{collection}'")
     table.add_column("id", no_wrap=True)
-    table.add_column("source", overflow="fold", ratio=3)
-    table.add_column("type", overflow="fold", ratio=1)
+    table.add_column("source", overflow="fold")
+    table.add_column("type", overflow="fold")
     table.add_column("status", no_wrap=True)
     table.add_column("chunks", justify="right", no_wrap=True)
     table.add_column("updated", no_wrap=True)
-    table.add_column("error", overflow="fold", ratio=2)
+    table.add_column("error", overflow="fold")
     for d in docs:
         table.add_row(str(d.id), escape(paths.show(d.source_uri)), d.media_type, d.status, str(d.chunk_count),
                       d.updated_at.strftime("%Y-%m-%d %H:%M"), escape(d.error or ""))
