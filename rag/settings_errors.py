@@ -29,7 +29,8 @@ def _env_value(loc: Sequence[Any]) -> str | None:
 
 
 def toml_line(path: Path, loc: Sequence[Any]) -> int | None:
-    """1-based line of `loc`'s key in a TOML file: under its table header when there is one."""
+    """1-based line of `loc`'s key in a TOML file, inside its table (the n-th `[[table]]` for a list item);
+    for a key that is not there, the line of its table's header."""
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError):
@@ -37,23 +38,21 @@ def toml_line(path: Path, loc: Sequence[Any]) -> int | None:
     keys = [str(p) for p in loc if not isinstance(p, int)]
     if not keys:
         return None
-    table, key = ".".join(keys[:-1]), keys[-1]
-    header = ""
-    first: int | None = None
+    indexes = [p for p in loc if isinstance(p, int)]
+    table, key, index = ".".join(keys[:-1]), keys[-1], indexes[-1] if indexes else 0
+    header, seen, header_line = "", {}, None
     for n, line in enumerate(lines, 1):
         stripped = line.strip()
-        if m := re.match(r"^\[\[?\s*([^\]]+?)\s*\]\]?", stripped):
-            header = m.group(1).replace('"', "").replace(" ", "")
+        if m := re.match(r"^\[(\[?)\s*([^\]]+?)\s*\]", stripped):
+            header = m.group(2).replace('"', "").replace(" ", "")
+            seen[header] = seen.get(header, -1) + 1 if m.group(1) else 0
+            if header == table and seen[header] == index:
+                header_line = n
             continue
-        if re.match(rf"^[\"']?{re.escape(key)}[\"']?\s*=", stripped):
-            if header == table:
-                return n
-            first = first or n
-    if table and first is None:  # a missing field: point at its table
-        for n, line in enumerate(lines, 1):
-            if re.match(rf"^\[\[?\s*{re.escape(table)}\s*\]\]?", line.strip()):
-                return n
-    return first
+        in_table = header == table and seen.get(header, 0) == index
+        if in_table and re.match(rf"^[\"']?{re.escape(key)}[\"']?\s*=", stripped):
+            return n
+    return header_line
 
 
 def _where(err: dict[str, Any], toml: Path | None, from_kwargs: set[str]) -> str:
