@@ -94,7 +94,7 @@ class RetrievalSettings(BaseModel):
     """Defaults for `retrieve`; every call can override them."""
 
     mode: Literal["hybrid", "dense", "bm25"] = "hybrid"
-    # convex: min-max normalised scores, w * dense + (1 - w) * bm25. On SciFact (bench/retrieval.py) it
+    # convex: normalised scores (see `normalization`), w * dense + (1 - w) * bm25. On SciFact (bench/retrieval.py) it
     # beats RRF by 0.015-0.02 nDCG@10, and w = 0.5 is the value tuned on the train split.
     fusion: Literal["rrf", "convex"] = "convex"
     rrf_k: int = Field(60, ge=1)

@@ -85,7 +85,9 @@ def answer_meta(answer: Any) -> str:
              f"groundedness {answer.groundedness:.2f}"]
     if answer.cached:
         parts.append("cached")
-    failed = [f"{a.provider}: {a.error}" for a in answer.attempts if not a.ok]
+    from rag.llm.fallback import describe_failures
+
+    failed = describe_failures(list(answer.attempts))  # "openai: timeout (3 tries)", not the line three times
     line = " · ".join(parts)
     return line + (f"  \nfailed before: {'; '.join(failed)}" if failed else "")
 
