@@ -7,6 +7,7 @@ resolving the filter to ids first lets both retrievers search only inside it.
 from __future__ import annotations
 
 import fnmatch
+import numbers
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -37,10 +38,11 @@ class Filters:
             if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple, set, frozenset)):
                 raise ConfigError(f"Filters.{name}={value!r} must be a list or tuple of {kind.__name__}, "
                                   f"e.g. {name}=({value!r},)")
-            bad = [v for v in value if not isinstance(v, kind) or isinstance(v, bool)]
+            want = numbers.Integral if kind is int else str  # numpy integers are ids too
+            bad = [v for v in value if not isinstance(v, want) or isinstance(v, bool)]
             if bad:
                 raise ConfigError(f"Filters.{name} holds {bad[0]!r}: every item must be a {kind.__name__}")
-            object.__setattr__(self, name, tuple(value))
+            object.__setattr__(self, name, tuple(int(v) if kind is int else v for v in value))
         if self.source_glob is not None and not isinstance(self.source_glob, str):
             raise ConfigError(f"Filters.source_glob={self.source_glob!r} must be a string such as '*.pdf'")
         for name in ("modified_after", "modified_before"):
