@@ -191,9 +191,11 @@ def db_upgrade(revision: str = "head", home: HomeOpt = None) -> None:
 @db_app.command("current")
 def db_current(home: HomeOpt = None) -> None:
     """Show the database's migration revision."""
+    from rag.api import require_home
     from rag.store.db import current_revision, head_revision, make_engine
 
     settings = Settings(**({"home": home} if home else {}))
+    require_home(settings)  # reading the revision creates nothing
     console.print(f"current {current_revision(make_engine(settings.database_url))}  head {head_revision()}")
 
 

@@ -139,7 +139,7 @@ def test_read_only_commands_name_the_data_home_and_create_none(tmp_path: Path, m
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("RAG_HOME", raising=False)
     for args in (["search", "q", "-c", "demo"], ["ask", "q", "-c", "demo"], ["collections"], ["docs", "demo"],
-                 ["keys", "list"], ["reindex", "demo"], ["delete", "demo", "--yes"]):
+                 ["keys", "list"], ["reindex", "demo"], ["delete", "demo", "--yes"], ["db", "current"]):
         out = runner.invoke(app, args)
         message = str(out.exception) + out.output
         assert out.exit_code != 0 and f"no data home at {tmp_path.resolve() / '.rag'}" in message, (args, message)
