@@ -14,7 +14,7 @@ $(VENV)/.base: pyproject.toml
 	$(PIP) install --upgrade pip
 	# torch first, pinned: a bare `torch` pulls a multi-GB CUDA build.
 	$(PIP) install torch==2.13.0
-	$(PIP) install -e .
+	$(PIP) install -e ".[api]"  # the HTTP API too: `rag serve` works after `make demo`
 	touch $@
 
 $(VENV)/.local: $(VENV)/.base

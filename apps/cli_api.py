@@ -23,10 +23,13 @@ err = Console(stderr=True)
 HomeOpt = Annotated[Path | None, typer.Option("--home", envvar="RAG_HOME", help="Data home folder.")]
 
 
-def _sessions(home: Path | None):  # type: ignore[no-untyped-def]
+def _sessions(home: Path | None, *, create: bool = True):  # type: ignore[no-untyped-def]
+    from rag.api import require_home
     from rag.store.db import open_engine, session_factory
 
     settings = Settings(home=home) if home else Settings()
+    if not create:
+        require_home(settings)  # listing never creates a data home
     return session_factory(open_engine(settings.database_url))
 
 
@@ -59,7 +62,7 @@ def keys_list(home: HomeOpt = None) -> None:
     table = Table()
     for col in ("id", "name", "prefix", "role", "collections", "created", "revoked"):
         table.add_column(col)
-    for k in list_keys(_sessions(home)):
+    for k in list_keys(_sessions(home, create=False)):
         table.add_row(str(k.id), k.name, k.prefix, k.role, ",".join(k.collections),
                       f"{k.created_at:%Y-%m-%d %H:%M}" if k.created_at else "",
                       f"{k.revoked_at:%Y-%m-%d %H:%M}" if k.revoked_at else "")

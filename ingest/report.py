@@ -29,6 +29,8 @@ class IngestReport:
     texts_embedded: int = 0
     index_rebuilt: bool = False
     seconds: float = 0.0
+    missing: list[str] = field(default_factory=list)
+    """Sources under the given folders that are gone from disk but still in the collection (no --prune)."""
 
     def count(self, outcome: Outcome) -> int:
         return sum(1 for f in self.files if f.outcome == outcome)

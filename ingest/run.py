@@ -53,8 +53,14 @@ class LocalIngestor:
     def ingest_paths(self, paths: Iterable[str | Path], *, collection: str, glob: str | None = None,
                      prune: bool = False, force: bool = False, progress: Progress | None = None) -> IngestReport:
         files, roots = discover(paths, glob)
-        return self._run(files, collection, prune_roots=roots if prune else None, force=force,
-                         progress=progress or NullProgress())
+        report = self._run(files, collection, prune_roots=roots if prune else None, force=force,
+                           progress=progress or NullProgress())
+        if not prune:  # say what --prune would remove: a deleted file otherwise stays searchable unnoticed
+            seen = {f.source for f in files}
+            known = self.store.document_hashes(self.store.collection(collection))
+            report.missing = sorted(s for s in known if s not in seen and under_roots(s, roots)
+                                    and not Path(s).exists())
+        return report
 
     def ingest_texts(self, docs: Iterable[SourceText], *, collection: str, force: bool = False,
                      progress: Progress | None = None) -> IngestReport:

@@ -20,6 +20,7 @@ import rag.rerank  # noqa: F401 - registers the cross-encoder reranker
 from rag import registry
 from rag.config import Settings
 from rag.embed import make_embedder
+from rag.errors import ConfigError, NotFoundError
 from rag.filters import Filters
 from rag.retrieve import RetrievalRequest, retrieve
 from rag.store.base import Store, open_store
@@ -43,26 +44,31 @@ class RAG:
     `RAG.open` is cheap.
     """
 
-    def __init__(self, settings: Settings, *, embedder: Any = None) -> None:
+    def __init__(self, settings: Settings, *, embedder: Any = None, create: bool = True) -> None:
         settings.apply_offline()
+        if not create:
+            require_home(settings)
         self.settings = settings
         self.embedder = embedder if embedder is not None else make_embedder(settings.embedder)
         self._store: Store | None = None
+        self._ledger: Any = None
         self._reranker: Any = None
         self._answerer: Any = None
 
     @classmethod
     def open(cls, home: str | Path | None = None, *, settings: Settings | None = None,
-             embedder: Any = None, **overrides: Any) -> RAG:
+             embedder: Any = None, create: bool = True, **overrides: Any) -> RAG:
         """Open (creating if needed) a data home; `overrides` are Settings fields.
 
-        Pass an already-loaded `embedder` to share one model between several homes.
+        Pass an already-loaded `embedder` to share one model between several homes. With
+        `create=False` a missing data home raises NotFoundError naming it, and nothing is created
+        (what read-only commands want).
         """
         if settings is None:
             settings = Settings(**({"home": Path(home)} if home is not None else {}), **overrides)
         elif home is not None:
             settings = settings.model_copy(update={"home": Path(home)})
-        return cls(settings, embedder=embedder)
+        return cls(settings, embedder=embedder, create=create)
 
     @property
     def store(self) -> Store:
@@ -70,6 +76,22 @@ class RAG:
         if self._store is None:
             self._store = open_store(self.settings, embedder_id=self.embedder.model_id, dim=self.embedder.dim)
         return self._store
+
+    @property
+    def ledger(self) -> Any:
+        """The ledger alone, for listing: no embedding model is loaded and no index is read.
+
+        It is the store once that is open; until then a LocalStore on the same database (the
+        PostgreSQL store reads its ledger through the same class). Its `dim` is unknown (0): it
+        must not build or load an index.
+        """
+        if self._store is not None:
+            return self._store
+        if self._ledger is None:
+            from rag.store.local import LocalStore
+
+            self._ledger = LocalStore(self.settings, embedder_id=self.embedder.model_id, dim=0)
+        return self._ledger
 
     def _ingestor(self, engine: str = "local", **options: Any) -> Any:
         return registry.create("ingestor", engine, self.settings, self.embedder, self.store, **options)
@@ -106,6 +128,8 @@ class RAG:
         `rerank=True` re-scores the fused top `rerank_depth` with the cross-encoder; if it cannot
         be loaded, a warning is logged once and the fused order is returned.
         """
+        check_query_args(k=k, fetch_k=fetch_k, dense_weight=dense_weight, rerank_depth=rerank_depth,
+                         filters=filters)
         req = RetrievalRequest.make(query, collection, self.settings.retrieval, self.settings.rerank, k=k,
                                     mode=mode, fusion=fusion, filters=filters, fetch_k=fetch_k,
                                     dense_weight=dense_weight, rerank=rerank, rerank_depth=rerank_depth)
@@ -128,6 +152,9 @@ class RAG:
         generated and holds the checked `Answer` in `.answer` once iterated. `providers` picks and
         orders configured providers (default: all, in configured order).
         """
+        check_query_args(k=k, filters=filters)
+        if providers is not None and (isinstance(providers, str) or not all(isinstance(p, str) for p in providers)):
+            raise ConfigError(f"providers={providers!r} must be a list of provider names, e.g. ['extractive']")
         req = RetrievalRequest.make(question, collection, self.settings.retrieval, self.settings.rerank, k=k,
                                     mode=mode, fusion=fusion, filters=filters, rerank=rerank)
         hits = retrieve(req, self.store, self.embedder, self.reranker if req.rerank else None)
@@ -138,7 +165,7 @@ class RAG:
 
         from rag.store.ledger import Chunk, Collection, Document
 
-        with self.store.sessions() as s:
+        with self.ledger.sessions() as s:
             rows = s.execute(select(Collection).order_by(Collection.name)).scalars().all()
             out = []
             for c in rows:
@@ -150,7 +177,8 @@ class RAG:
         return out
 
     def documents(self, collection: str) -> Sequence[Any]:
-        return self.store.documents(collection)
+        """The ledger's documents of `collection`, with status, chunk count and error (no model loaded)."""
+        return self.ledger.documents(collection)  # type: ignore[no-any-return]
 
     def delete_collection(self, name: str) -> None:
         self.store.delete_collection(name)
@@ -162,7 +190,6 @@ class RAG:
         """
         from sqlalchemy import select
 
-        from rag.errors import NotFoundError
         from rag.store.ledger import Document
 
         coll = self.store.collection(collection)
@@ -179,3 +206,26 @@ class RAG:
     def reindex(self, collection: str) -> dict[str, Any]:
         """Rebuild the index from the ledger (after a crash, or to change index settings)."""
         return self.store.rebuild_index(collection)
+
+
+def check_query_args(*, k: Any = None, fetch_k: Any = None, dense_weight: Any = None, rerank_depth: Any = None,
+                     filters: Any = None) -> None:
+    """Refuse what retrieval would silently misread (k=-1 slicing from the end, a weight above 1)."""
+    for name, value in (("k", k), ("fetch_k", fetch_k), ("rerank_depth", rerank_depth)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ConfigError(f"{name}={value!r} must be a whole number of at least 1")
+    if dense_weight is not None and (isinstance(dense_weight, bool) or not isinstance(dense_weight, (int, float))
+                                     or not 0.0 <= float(dense_weight) <= 1.0):
+        raise ConfigError(f"dense_weight={dense_weight!r} must be between 0 (BM25 only) and 1 (dense only)")
+    if filters is not None and not isinstance(filters, Filters):
+        raise ConfigError(f"filters={filters!r} must be a rag.Filters, e.g. Filters(tags=('hr',))")
+
+
+def require_home(settings: Settings) -> None:
+    """NotFoundError when the SQLite data home does not exist yet (read-only use creates nothing)."""
+    if settings.db_url:
+        return  # a server database: the store reports what is missing there
+    home = settings.home.resolve()
+    if not (home / "rag.db").is_file():
+        raise NotFoundError(f"no data home at {home} (nothing ingested there yet): run `rag ingest PATH "
+                            "--collection NAME` first, or point at another data home with --home DIR or RAG_HOME")

@@ -10,16 +10,20 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+from rag.errors import ConfigError
+from rag.settings_errors import explain
 
 DEFAULT_EMBEDDER = "sentence-transformers/all-MiniLM-L6-v2"
 
@@ -90,7 +94,7 @@ class RetrievalSettings(BaseModel):
     """Defaults for `retrieve`; every call can override them."""
 
     mode: Literal["hybrid", "dense", "bm25"] = "hybrid"
-    # convex: min-max normalised scores, w * dense + (1 - w) * bm25. On SciFact (bench/retrieval.py) it
+    # convex: normalised scores (see `normalization`), w * dense + (1 - w) * bm25. On SciFact (bench/retrieval.py) it
     # beats RRF by 0.015-0.02 nDCG@10, and w = 0.5 is the value tuned on the train split.
     fusion: Literal["rrf", "convex"] = "convex"
     rrf_k: int = Field(60, ge=1)
@@ -210,6 +214,17 @@ class Settings(BaseSettings):
     rerank: RerankSettings = RerankSettings()
     llm: LLMSettings = LLMSettings()
     citations: CitationSettings = CitationSettings()
+
+    def __init__(self, **values: Any) -> None:
+        """Raises ConfigError with one line naming the env var or rag.toml line, the value and the choices."""
+        toml = Path(os.environ.get("RAG_CONFIG", "rag.toml"))
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:
+            raise ConfigError(explain(exc, toml, set(values))) from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{toml} is not valid TOML: {exc}; fix it, or point RAG_CONFIG at another "
+                              "file") from None
 
     @classmethod
     def settings_customise_sources(

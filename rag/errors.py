@@ -14,6 +14,10 @@ class ConfigError(RagError):
     """A setting has a value we cannot use."""
 
 
+class MissingKeyError(ConfigError):
+    """A provider has no API key; a fallback chain skips it (and says so) when others remain."""
+
+
 class LoaderError(RagError):
     """A file could not be turned into text; the run goes on without it."""
 
@@ -29,6 +33,16 @@ class IndexMismatchError(RagError):
 
 class NotFoundError(RagError):
     """A collection, document or run that the caller named does not exist."""
+
+
+class CollectionNotFoundError(NotFoundError):
+    """No collection of that name. The message names the data home and the existing collections (for a
+    local user); `public_message` says only what a remote caller may see."""
+
+    def __init__(self, name: str, message: str) -> None:
+        super().__init__(message)
+        self.name = name
+        self.public_message = f"no collection named {name!r}"
 
 
 class ModelLoadError(RagError):

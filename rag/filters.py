@@ -7,6 +7,7 @@ resolving the filter to ids first lets both retrievers search only inside it.
 from __future__ import annotations
 
 import fnmatch
+import numbers
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -27,6 +28,33 @@ class Filters:
     modified_after: datetime | None = None
     modified_before: datetime | None = None
     metadata: tuple[tuple[str, Any], ...] = ()
+
+    def __post_init__(self) -> None:
+        """Lists become tuples; a bare string where a list belongs is refused (it would match by characters)."""
+        from rag.errors import ConfigError
+
+        for name, kind in (("media_types", str), ("tags", str), ("document_ids", int)):
+            value = getattr(self, name)
+            if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple, set, frozenset)):
+                raise ConfigError(f"Filters.{name}={value!r} must be a list or tuple of {kind.__name__}, "
+                                  f"e.g. {name}=({value!r},)")
+            want = numbers.Integral if kind is int else str  # numpy integers are ids too
+            bad = [v for v in value if not isinstance(v, want) or isinstance(v, bool)]
+            if bad:
+                raise ConfigError(f"Filters.{name} holds {bad[0]!r}: every item must be a {kind.__name__}")
+            object.__setattr__(self, name, tuple(int(v) if kind is int else v for v in value))
+        if self.source_glob is not None and not isinstance(self.source_glob, str):
+            raise ConfigError(f"Filters.source_glob={self.source_glob!r} must be a string such as '*.pdf'")
+        for name in ("modified_after", "modified_before"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, datetime):
+                raise ConfigError(f"Filters.{name}={value!r} must be a datetime, e.g. datetime(2024, 1, 1)")
+        meta = self.metadata.items() if isinstance(self.metadata, dict) else self.metadata
+        try:
+            pairs = tuple((str(k), v) for k, v in meta)
+        except (TypeError, ValueError):
+            raise ConfigError(f"Filters.metadata={self.metadata!r} must be a dict or (key, value) pairs") from None
+        object.__setattr__(self, "metadata", pairs)
 
     @property
     def empty(self) -> bool:

@@ -21,7 +21,7 @@ from rag.cite import check, is_abstention, marker_numbers
 from rag.config import Settings
 from rag.llm.base import Completion, Delta, GenerationParams
 from rag.llm.fallback import Attempt, FallbackLLM
-from rag.llm.providers import make_provider
+from rag.llm.providers import build_providers
 from rag.prompt import NO_ANSWER, PROMPT_VERSION, Packed, pack
 from rag.retrieve import RetrievalRequest
 from rag.store.ledger import AnswerCache, QueryLog
@@ -64,8 +64,8 @@ class Answerer:
             raise ConfigError(f"unknown provider {unknown[0]!r}; configured: {', '.join(configured)}")
         key = tuple(order)
         if key not in self._chains:
-            llms = [make_provider(configured[n], self.settings.home.resolve()) for n in order]
-            self._chains[key] = FallbackLLM(llms, self.settings.llm)
+            self._chains[key] = FallbackLLM(build_providers([configured[n] for n in order],
+                                                            self.settings.home.resolve()), self.settings.llm)
         return self._chains[key]
 
     def _params(self, provider_name: str) -> GenerationParams:

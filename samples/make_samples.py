@@ -68,17 +68,18 @@ PDF_PAGES: list[list[tuple[str, str]]] = [
          "the top rank of one list does not overwhelm everything else. A chunk ranked 1st by BM25 "
          "and 3rd by the dense retriever scores 1/61 + 1/63 = 0.0323, more than a chunk ranked "
          "1st by only one of them (1/61 = 0.0164). A retriever that did not return a chunk "
-         "contributes nothing for it. RRF needs no tuning and no score calibration, which makes "
-         "it the default."),
+         "contributes nothing for it. RRF needs no tuning and no score calibration; this platform "
+         "offers it as --fusion rrf, and its default is the convex combination below."),
         ("h2", "Convex combination of normalised scores"),
         ("p",
-         "The alternative is a weighted sum of scores. Each list's scores are first min-max "
-         "normalised to the range 0 to 1, (s - min) / (max - min), and then combined as w * dense "
+         "The default is a weighted sum of scores. Each list's scores are first scaled to the range "
+         "0 to 1, by default by dividing each by the list's best score (a negative score counts as "
+         "0), or by min-max scaling, (s - min) / (max - min), and then combined as w * dense "
          "+ (1 - w) * bm25, with the dense weight w = 0.5 by default. A chunk missing from one "
          "list gets 0 from that side. The weighted sum keeps information that RRF throws away "
-         "(how much better the first hit is than the second), but min-max scaling is sensitive to "
-         "outliers and to how many candidates were fetched, so the weight should be tuned on an "
-         "evaluation set before it is trusted."),
+         "(how much better the first hit is than the second), but it is sensitive to outliers "
+         "and to how many candidates were fetched, so the weight was tuned on an evaluation set "
+         "(SciFact train) before it was trusted."),
         ("h2", "Why over-fetch before fusing"),
         ("p",
          "Fusion can only reorder the candidates it is given. If each retriever returned just the "
@@ -111,7 +112,7 @@ PDF_PAGES: list[list[tuple[str, str]]] = [
         ("h", "4. Putting it together"),
         ("p",
          "A query runs BM25 and dense search, each returning up to fetch_k = 100 candidates; the "
-         "lists are fused with RRF (k = 60) or a convex combination; the fused top N may be "
+         "lists are fused with a convex combination (the default) or RRF (k = 60); the fused top N may be "
          "reranked by a cross-encoder; and the best k chunks (5 by default) are returned, each "
          "with every retriever's own rank and score."),
     ],

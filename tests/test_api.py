@@ -142,17 +142,37 @@ def test_unknown_collection_is_json_404(world):
     r = client.post("/v1/collections/nope/search", json={"query": "x"}, headers=keys["admin"])
     assert r.status_code == 404
     err = r.json()["error"]
-    assert err["type"] == "NotFoundError" and "nope" in err["message"] and "Traceback" not in r.text
+    assert err["type"] == "not_found" and "nope" in err["message"] and "Traceback" not in r.text
+    assert err["message"] == "no collection named 'nope'", "no data home path, no other collections' names"
     r = client.post("/v1/collections/kb/search", json={"k": 3}, headers=keys["read"])
     assert r.status_code == 422 and "query" in r.json()["error"]["message"]
+
+
+def test_results_carry_no_server_paths(world):
+    """An uploaded file is known by its uploaded name, never by the server's upload folder."""
+    client, rag, keys, job = world
+    home = str(rag.settings.home.resolve())
+    hits = client.post("/v1/collections/kb/search", json={"query": "reciprocal rank fusion"},
+                       headers=keys["read"]).json()["hits"]
+    assert hits[0]["source"] == "fusion.md"
+    answer = client.post("/v1/collections/kb/ask", json={"question": "How are rankings fused?", "cache": False},
+                         headers=keys["read"])
+    assert answer.json()["sources"][0]["source"] in ("fusion.md", "cache.md")
+    stream = client.post("/v1/collections/kb/ask", json={"question": "How are rankings fused?", "stream": True},
+                         headers=keys["read"])
+    docs = client.get("/v1/collections/kb/documents", headers=keys["read"])
+    assert {d["source"] for d in docs.json()["documents"]} == {"fusion.md", "cache.md", "broken.pdf"}
+    for text in (json.dumps(hits), answer.text, stream.text, docs.text, json.dumps(job)):
+        assert home not in text and "/uploads/" not in text
 
 
 def test_metrics_and_readyz(world):
     client, _, keys, _ = world
     client.post("/v1/collections/kb/ask", json={"question": "What does fusion do?", "cache": False},
                 headers=keys["read"])
-    assert client.get("/readyz").json() == {"status": "ok", "checks": {"database": "ok", "index:kb": "ok",
-                                                                       "index:other": "empty"}}
+    ready = client.get("/readyz")
+    assert ready.json() == {"status": "ok", "checks": {"database": "ok", "indexes": "ok"}}
+    assert "kb" not in ready.text and "other" not in ready.text, "readyz is unauthenticated: no collection names"
     text = client.get("/metrics").text
     assert 'rag_http_requests_total{method="POST",route="/v1/collections/{collection}/search",status="200"}' in text
     assert 'rag_provider_attempts_total{outcome="ok",provider="extractive"}' in text

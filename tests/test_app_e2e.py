@@ -140,6 +140,14 @@ def _walk_through(app_url: str, browser: Any) -> None:
     def see(text: str) -> Any:
         return wait.until(ec.visibility_of_element_located((By.XPATH, f"//*[contains(text(), \"{text}\")]")))
 
+    # A page opened by its address on a fresh server shows our navigation, not Streamlit's list of scripts.
+    browser.get(f"{app_url}/collections")
+    see("No collections yet")
+    nav = wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "[data-testid='stSidebarNav']")))
+    wait.until(lambda _: "Evaluation" in nav.text)
+    assert all(t in nav.text for t in ("Ask", "Collections", "Search")) and "main" not in nav.text, nav.text
+    _shot(browser, "00-direct-address")
+
     browser.get(app_url)  # an empty home starts on Collections
     see("No collections yet")
     field = wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, "input[aria-label='New collection']")))

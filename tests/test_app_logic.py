@@ -174,3 +174,19 @@ def test_rag_app_runs_streamlit_headless_without_telemetry() -> None:
     assert pairs["--server.maxUploadSize"] == "50"
     out = CliRunner().invoke(app, ["app", "--help"])
     assert out.exit_code == 0 and "--port" in out.output and "--host" in out.output
+
+
+def test_answer_meta_counts_retries_instead_of_repeating_them() -> None:
+    from types import SimpleNamespace
+
+    from apps.ui.format import answer_meta
+    from rag.llm.fallback import Attempt
+
+    tries = [Attempt("oa", False, 0.1, "oa: connection failed: refused") for _ in range(3)]
+    answer = SimpleNamespace(provider="extractive", model="extractive", latency_s=0.2, ttft_s=None, tokens_in=1,
+                             tokens_out=1, cost_usd=0.0, groundedness=1.0, cached=False,
+                             attempts=[*tries, Attempt("cl", False, 0.0, "skipped: no API key", skipped=True),
+                                       Attempt("extractive", True, 0.1)])
+    meta = answer_meta(answer)
+    assert "failed before: oa: connection failed: refused (3 tries); cl: skipped: no API key" in meta
+    assert "oa: oa:" not in meta

@@ -12,7 +12,7 @@ from streamlit.testing.v1 import AppTest  # noqa: E402
 
 from apps.ui.session import share_embedder  # noqa: E402
 
-PAGES = Path(__file__).resolve().parents[1] / "apps" / "ui" / "pages"
+PAGES = Path(__file__).resolve().parents[1] / "apps" / "ui" / "views"
 FUSION = ("# Fusion\n\nReciprocal rank fusion merges the dense and BM25 rankings. Each passage scores one over "
           "sixty plus its rank in each list, and the sums are sorted.\n")
 CACHE = "# Answer cache\n\nAnswers are cached by a key built from the question and the retrieved chunks.\n"
@@ -93,6 +93,26 @@ def test_collections_create_upload_ingest_delete(home: Path) -> None:
     assert "No collections yet" in " ".join(texts(at.info)) and not (home / "uploads" / "kb").exists()
 
 
+def test_uploader_lists_file_endings_and_a_file_from_disk_is_told_apart_from_its_upload(
+        home: Path, embedder: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from rag import RAG
+
+    disk = tmp_path / "docs" / "fusion.md"
+    disk.parent.mkdir()
+    disk.write_text(FUSION)
+    monkeypatch.chdir(tmp_path)
+    assert RAG.open(home, embedder=embedder).ingest([disk], collection="kb").summary()["ok"] == 1
+    at = page("collections")
+    assert not at.file_uploader[0].allowed_type, "no type list: Streamlit would show '.text' as a type TEXT"
+    accepted = next(c for c in texts(at.caption) if c.startswith("Accepted file endings"))
+    assert ".pdf" in accepted and ".txt" in accepted and "TEXT" not in accepted
+    at.file_uploader[0].set_value([("fusion.md", FUSION.encode(), "text/markdown")])
+    button(at.run(), "Ingest").click().run()
+    docs = frame(at, "status")
+    assert sorted(docs["document"]) == ["docs/fusion.md", "fusion.md"]
+    assert sorted(docs["origin"]) == ["file on disk", "upload"]
+
+
 def test_upload_refusals_are_short_messages(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RAG_API__MAX_UPLOAD_MB", "0.001")
     at = page("collections")
@@ -131,6 +151,7 @@ def test_search_shows_each_retrievers_rank_and_score(kb: Path) -> None:
     hits = frame(at, "passage")
     assert {"dense rank", "dense score", "bm25 rank", "bm25 score"} <= set(hits.columns)
     assert hits.iloc[0]["document"] == "fusion.md" and hits.iloc[0]["bm25 rank"] == 1
+    assert set(hits["page"]) == {""}, "a document without pages shows an empty cell, not None"
     assert any("bm25 #1" in e.label for e in at.expander)
 
 

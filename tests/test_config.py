@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from pydantic import ValidationError
-
 from rag.config import Settings
+from rag.errors import ConfigError
 
 
 def test_env_overrides_nested(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -31,8 +30,25 @@ def test_toml_file_and_precedence(monkeypatch: pytest.MonkeyPatch, tmp_path: Pat
 
 def test_bad_values_name_the_field(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RAG_INDEX__DENSE", "ivf")
-    with pytest.raises(ValidationError, match="dense"):
+    with pytest.raises(ConfigError, match=r"^invalid RAG_INDEX__DENSE='ivf': Input should be 'flat' or 'hnsw'$"):
         Settings()
+
+
+def test_errors_from_keyword_arguments_and_rag_toml_name_their_source(monkeypatch: pytest.MonkeyPatch,
+                                                                      tmp_path: Path) -> None:
+    from rag.config import RetrievalSettings
+
+    with pytest.raises(ConfigError, match=r"setting retrieval\.k=0: Input should be greater than or equal to 1"):
+        Settings(retrieval=RetrievalSettings.model_construct(k=0).model_dump())
+    cfg = tmp_path / "my.toml"
+    cfg.write_text('home = "x"\n\n[[llm.providers]]\nname = "a"\nkind = "openai"\ntimeout_s = -1\n'
+                   '[[llm.providers]]\nkind = "extractive"\n')
+    monkeypatch.setenv("RAG_CONFIG", str(cfg))
+    with pytest.raises(ConfigError) as err:
+        Settings()
+    assert f"{cfg} line 6: llm.providers[0].timeout_s = -1: Input should be greater than 0" in str(err.value)
+    assert f"{cfg} line 7: llm.providers[1].name: required but not set" in str(err.value)
+    assert "\n" not in str(err.value)
 
 
 def test_chunking_hash_changes_with_config() -> None:

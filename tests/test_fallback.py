@@ -225,3 +225,37 @@ def test_a_wrong_shaped_body_is_still_a_retryable_malformed_response(llm_server)
     done, attempts = chain([openai(llm_server)]).complete_with(lambda p: MSGS, PARAMS)
     assert "malformed response" in attempts[0].error and "choices" in attempts[0].error
     assert done.text.startswith("Echo:") and len(llm_server.requests) == 2
+
+
+def test_provider_without_a_key_is_skipped_and_recorded_unless_alone(settings, embedder, monkeypatch) -> None:
+    from rag import RAG, SourceText
+    from rag.errors import MissingKeyError
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    providers = [ProviderSettings(name="openai", kind="openai", model="gpt-4o-mini", api_key_env="OPENAI_API_KEY"),
+                 ProviderSettings(name="extractive", kind="extractive")]
+    cfg = settings.model_copy(update={"llm": LLMSettings(providers=providers)})
+    rag = RAG.open(settings=cfg, embedder=embedder)
+    rag.ingest_texts([SourceText(source="s1", text="The warehouse ships orders every Tuesday and Friday morning.")],
+                     collection="c")
+    answer = rag.ask("When do orders ship?", collection="c")
+    assert answer.provider == "extractive" and "Tuesday" in answer.text
+    first = answer.attempts[0]
+    assert (first.provider, first.ok, first.skipped) == ("openai", False, True) and "OPENAI_API_KEY" in first.error
+    streamed = rag.ask("When do orders ship?", collection="c", stream=True, use_cache=False)
+    assert "Tuesday" in "".join(streamed) and streamed.answer.attempts[0].skipped
+    with pytest.raises(MissingKeyError, match="OPENAI_API_KEY"):
+        rag.ask("When do orders ship?", collection="c", providers=["openai"])
+
+
+def test_retries_are_counted_not_repeated() -> None:
+    from rag.llm.fallback import describe_failures
+
+    dead = make_provider(ProviderSettings(name="dead", kind="openai", model="m",
+                                          base_url=f"http://127.0.0.1:{unused_port()}/v1", api_key="k"), Path("."))
+    with pytest.raises(AllProvidersFailed) as err:
+        chain([dead], max_attempts=3).complete_with(lambda p: MSGS, PARAMS)
+    lines = describe_failures(err.value.attempts)
+    assert len(err.value.attempts) == 3 and len(lines) == 1
+    assert lines[0].startswith("dead: ") and not lines[0].startswith("dead: dead:") and lines[0].endswith("(3 tries)")
+    assert str(err.value).count("dead:") == 1

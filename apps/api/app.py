@@ -30,6 +30,7 @@ from apps.api.auth import Authenticator, KeyInfo, create_key, list_keys, revoke_
 from apps.api.jobs import JobRunner
 from apps.api.limits import ApiError, ApiSettings, BodySizeLimit, RateLimiter, save_uploads
 from apps.api.metrics import ApiMetrics, MetricsMiddleware
+from apps.api.public import error_type, public
 from rag import RAG, Filters, RagError, Settings
 from rag.errors import ConfigError, DependencyMissingError, IndexMismatchError, NotFoundError
 from rag.store import ledger
@@ -102,7 +103,7 @@ def _install_errors(app: FastAPI) -> None:
     @app.exception_handler(RagError)
     async def rag_error(_: Request, e: RagError) -> JSONResponse:
         status = next((code for cls, code in STATUS if isinstance(e, cls)), 400)
-        return _error(status, type(e).__name__, str(e))
+        return _error(status, error_type(e), getattr(e, "public_message", None) or str(e))
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, e: RequestValidationError) -> JSONResponse:
@@ -134,6 +135,10 @@ def create_app(settings: Settings | None = None, rag: RAG | None = None,
     jobs = JobRunner(rag, on_report=metrics.observe_ingest)
     uploads = rag.settings.home.resolve() / "uploads"
     from ingest.loaders import SUPPORTED_SUFFIXES
+
+    def public_path(source: str) -> str:
+        return public(  # type: ignore[no-any-return]
+            {"source": source}, uploads)["source"]
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -175,17 +180,17 @@ def create_app(settings: Settings | None = None, rag: RAG | None = None,
         except Exception as e:  # noqa: BLE001 - readiness reports, it does not crash
             checks["database"] = f"error: {type(e).__name__}"
             return JSONResponse({"status": "unavailable", "checks": checks}, status_code=503)
+        broken = 0  # counts only: collection names are not for unauthenticated callers (they are in the log)
         for name in store.collection_names():
             if store.chunk_count(name) == 0:
-                checks[f"index:{name}"] = "empty"  # nothing to load yet
-                continue
+                continue  # nothing to load yet
             try:
                 store.index(name)
-                checks[f"index:{name}"] = "ok"
             except Exception as e:  # noqa: BLE001
-                log.warning("index of %r not loadable: %s", name, type(e).__name__)
-                checks[f"index:{name}"] = f"error: {e}" if isinstance(e, RagError) else f"error: {type(e).__name__}"
-        ok = all(v in ("ok", "empty") for v in checks.values())
+                log.warning("index of %r not loadable: %s", name, e if isinstance(e, RagError) else type(e).__name__)
+                broken += 1
+        checks["indexes"] = "ok" if not broken else f"error: {broken} not loadable (see the server log)"
+        ok = not broken
         return JSONResponse({"status": "ok" if ok else "unavailable", "checks": checks},
                             status_code=200 if ok else 503)
 
@@ -217,19 +222,19 @@ def create_app(settings: Settings | None = None, rag: RAG | None = None,
         store.collection(collection)  # 404 before anything is written
         saved, names = save_uploads(files, uploads / collection, cfg, SUPPORTED_SUFFIXES)
         job = jobs.submit(collection, saved, names)
-        return {"job": job.to_json(), "status_url": f"/v1/jobs/{job.id}"}
+        return {"job": public(job.to_json(), uploads), "status_url": f"/v1/jobs/{job.id}"}
 
     @app.get("/v1/jobs/{job_id}", tags=["documents"])
     def job_status(job_id: str, key: Key) -> dict[str, Any]:
         job = jobs.get(job_id)
         if not key.can(job.collection, "read"):
             raise NotFoundError(f"no job with id {job_id!r} visible to this API key")
-        return job.to_json()
+        return public(job.to_json(), uploads)  # type: ignore[no-any-return]
 
     @app.get("/v1/collections/{collection}/documents", tags=["documents"])
     def documents(collection: str, key: Annotated[KeyInfo, Depends(needs("read"))]) -> dict[str, Any]:
         docs = rag.documents(collection)
-        return {"documents": [{"id": d.id, "source": d.source_uri, "title": d.title, "media_type": d.media_type,
+        return {"documents": [{"id": d.id, "source": public_path(d.source_uri), "title": d.title, "media_type": d.media_type,
                                "size_bytes": d.size_bytes, "status": d.status, "error": d.error,
                                "chunks": d.chunk_count, "updated_at": d.updated_at} for d in docs]}
 
@@ -247,13 +252,13 @@ def create_app(settings: Settings | None = None, rag: RAG | None = None,
             path.unlink(missing_ok=True)
         with store.sessions() as s:
             rev = s.scalar(select(Collection.revision).where(Collection.id == coll.id))
-        return {"deleted": document_id, "source": source, "revision": rev}
+        return {"deleted": document_id, "source": public_path(source), "revision": rev}
 
     @app.post("/v1/collections/{collection}/search", tags=["query"])
     def search(collection: str, body: SearchIn, key: Annotated[KeyInfo, Depends(needs("read"))]) -> dict[str, Any]:
         hits = rag.search(body.query, collection=collection, k=body.k, mode=body.mode, fusion=body.fusion,
                           filters=body.filters.to_filters() if body.filters else None, rerank=body.rerank)
-        return {"query": body.query, "hits": [asdict(h) for h in hits]}
+        return {"query": body.query, "hits": public([asdict(h) for h in hits], uploads)}
 
     @app.post("/v1/collections/{collection}/ask", tags=["query"],
               responses={200: {"content": {"application/json": {}, "text/event-stream": {}}}})
@@ -264,7 +269,7 @@ def create_app(settings: Settings | None = None, rag: RAG | None = None,
         if not body.stream:
             answer = rag.ask(body.question, **kw)
             metrics.observe_answer(answer)
-            return JSONResponse(jsonable_encoder(answer.to_json()))
+            return JSONResponse(public(jsonable_encoder(answer.to_json()), uploads))
         stream = rag.ask(body.question, stream=True, **kw)  # retrieval errors surface here, as JSON
 
         def events() -> Iterator[str]:
@@ -273,9 +278,10 @@ def create_app(settings: Settings | None = None, rag: RAG | None = None,
                     yield _sse("delta", {"text": piece})
                 if stream.answer is not None:
                     metrics.observe_answer(stream.answer)
-                    yield _sse("answer", stream.answer.to_json())
+                    yield _sse("answer", public(jsonable_encoder(stream.answer.to_json()), uploads))
             except RagError as e:
-                yield _sse("error", {"error": {"type": type(e).__name__, "message": str(e)}})
+                yield _sse("error", {"error": {"type": error_type(e),
+                                               "message": getattr(e, "public_message", None) or str(e)}})
             except Exception as e:
                 log.error("stream failed: %s", type(e).__name__, exc_info=e)
                 yield _sse("error", {"error": {"type": "internal_error", "message": "internal server error"}})

@@ -85,7 +85,9 @@ def answer_meta(answer: Any) -> str:
              f"groundedness {answer.groundedness:.2f}"]
     if answer.cached:
         parts.append("cached")
-    failed = [f"{a.provider}: {a.error}" for a in answer.attempts if not a.ok]
+    from rag.llm.fallback import describe_failures
+
+    failed = describe_failures(list(answer.attempts))  # "openai: timeout (3 tries)", not the line three times
     line = " · ".join(parts)
     return line + (f"  \nfailed before: {'; '.join(failed)}" if failed else "")
 
@@ -96,7 +98,7 @@ def hit_rows(hits: list[Hit], names: dict[str, str] | None = None, *, preview: i
     rows = []
     for i, h in enumerate(hits, 1):
         row: dict[str, Any] = {"rank": i, "score": round(h.score, 4), "document": display_name(h.source, names),
-                               "page": h.page, "section": " › ".join(h.heading_path)}
+                               "page": str(h.page) if h.page is not None else "", "section": " › ".join(h.heading_path)}
         for r in retrievers:
             row[f"{r} rank"] = h.ranks.get(r)
             row[f"{r} score"] = round(h.scores[r], 4) if r in h.scores else None

@@ -11,7 +11,7 @@ import streamlit as st
 
 from apps.ui.widgets import get_rag
 
-PAGES = Path(__file__).resolve().parent / "pages"
+PAGES = Path(__file__).resolve().parent / "views"  # not "pages/": Streamlit would list that folder itself
 
 st.set_page_config(page_title="rag-platform", page_icon=":material/menu_book:", layout="wide")
 st.markdown("<style>.rag-passage{font-size:0.92rem;line-height:1.45}"

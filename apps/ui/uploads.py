@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import io
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -86,6 +86,23 @@ class CallbackProgress:
         self.update(self.done / max(1, self.total), f"{self.done} of {self.total} files · {name}")
 
 
+def accepted_caption(suffixes: Iterable[str]) -> str:
+    """The file endings ingestion reads, e.g. `Accepted: .csv, .docx, ... .txt`."""
+    return "Accepted file endings: " + ", ".join(sorted(suffixes))
+
+
+def document_label(rag: Any, collection: str, source: str) -> str:
+    """An upload by its uploaded name; any other file by its path (relative to the working folder when
+    under it), so the same file ingested from disk and uploaded is two rows one can tell apart."""
+    path = Path(source)
+    try:
+        return str(path.resolve().relative_to(uploads_folder(rag, collection)))
+    except ValueError:
+        pass
+    cwd = Path.cwd().resolve()
+    return str(path.relative_to(cwd)) if path.is_absolute() and path.is_relative_to(cwd) else source
+
+
 def report_rows(report: Any) -> list[dict[str, Any]]:
     """The per-file report: file, outcome (ok / skipped / failed / removed), chunks, reason."""
     return [{"file": Path(f.source).name, "outcome": f.outcome, "chunks": f.chunks, "reason": f.reason or ""}
@@ -94,9 +111,15 @@ def report_rows(report: Any) -> list[dict[str, Any]]:
 
 def document_rows(rag: Any, collection: str) -> list[dict[str, Any]]:
     """Every document of `collection` with its status, chunk count and (for failures) the reason."""
-    return [{"id": d.id, "document": Path(d.source_uri).name, "status": d.status, "chunks": d.chunk_count,
-             "type": d.media_type, "updated": d.updated_at.strftime("%Y-%m-%d %H:%M"), "error": d.error or "",
-             "source": d.source_uri} for d in rag.documents(collection)]
+    return [{"id": d.id, "document": document_label(rag, collection, d.source_uri),
+             "origin": "upload" if _is_upload(rag, collection, d.source_uri) else "file on disk",
+             "status": d.status, "chunks": d.chunk_count, "type": d.media_type,
+             "updated": d.updated_at.strftime("%Y-%m-%d %H:%M"), "error": d.error or "", "source": d.source_uri}
+            for d in rag.documents(collection)]
+
+
+def _is_upload(rag: Any, collection: str, source: str) -> bool:
+    return Path(source).resolve().is_relative_to(uploads_folder(rag, collection))
 
 
 def create_collection(rag: Any, name: str) -> str:

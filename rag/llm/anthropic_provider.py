@@ -18,7 +18,7 @@ from typing import Any
 
 from rag import registry
 from rag.config import ProviderSettings
-from rag.errors import ConfigError, DependencyMissingError
+from rag.errors import DependencyMissingError, MissingKeyError
 from rag.llm.base import (
     Completion,
     Delta,
@@ -59,7 +59,7 @@ class AnthropicChat:
         >>> llm.complete([Message("system", "Be brief."), Message("user", "Hi")], GenerationParams())  # doctest: +SKIP
 
     Raises:
-        ConfigError: no API key (set ANTHROPIC_API_KEY or cfg.api_key).
+        MissingKeyError: no API key (set ANTHROPIC_API_KEY or cfg.api_key).
     """
 
     def __init__(self, cfg: ProviderSettings, home: Path) -> None:
@@ -71,7 +71,7 @@ class AnthropicChat:
         env = cfg.api_key_env or "ANTHROPIC_API_KEY"
         key = resolve_api_key(cfg, "ANTHROPIC_API_KEY")
         if key is None and cfg.base_url is None:
-            raise ConfigError(f"provider {cfg.name!r} (anthropic) has no API key: set {env} "
+            raise MissingKeyError(f"provider {cfg.name!r} (anthropic) has no API key: set {env} "
                               "or api_key in its settings")
         # Always pass a key: with none, anthropic>=2 goes looking for profiles and credential files.
         self._key = key or NO_AUTH_KEY

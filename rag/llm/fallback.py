@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from rag.config import LLMSettings
 from rag.llm.base import (
@@ -53,10 +54,37 @@ class _Breaker:
     opened_at: float | None = None
 
 
+@dataclass(frozen=True)
+class Unavailable:
+    """A configured provider that could not be built (no API key, a missing extra): skipped with its reason."""
+
+    name: str
+    reason: str
+    model: str = ""
+    context_window: int = 0
+
+
+def describe_failures(attempts: list[Attempt]) -> list[str]:
+    """One entry per provider and reason, e.g. `openai: connection failed (3 tries)`.
+
+    Provider errors already start with the provider's name; retries with the same reason are counted
+    instead of repeated.
+    """
+    grouped: list[list[Any]] = []
+    for a in attempts:
+        if a.ok or not a.error:
+            continue
+        why = a.error.removeprefix(f"{a.provider}: ")
+        if grouped and grouped[-1][0] == a.provider and grouped[-1][1] == why:
+            grouped[-1][2] += 1
+        else:
+            grouped.append([a.provider, why, 1])
+    return [f"{p}: {why}" + (f" ({n} tries)" if n > 1 else "") for p, why, n in grouped]
+
+
 class AllProvidersFailed(ProviderError):
     def __init__(self, attempts: list[Attempt]) -> None:
-        why = "; ".join(a.error if a.error.startswith(f"{a.provider}:") else f"{a.provider}: {a.error}"
-                        for a in attempts if not a.ok and a.error) or "no provider configured"
+        why = "; ".join(describe_failures(attempts)) or "no provider configured"
         super().__init__("fallback", f"every provider failed ({why})")
         self.attempts = attempts
 
@@ -81,10 +109,11 @@ class FallbackLLM:
 
     name = "fallback"
 
-    def __init__(self, providers: list[LLM], settings: LLMSettings, *,
+    def __init__(self, providers: Sequence[LLM | Unavailable], settings: LLMSettings, *,
                  sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic,
                  rng: random.Random | None = None) -> None:
-        self.providers = providers
+        self.providers = list(providers)
+        self._usable: list[LLM] = [p for p in providers if not isinstance(p, Unavailable)]
         self.settings = settings
         self._sleep, self._clock = sleep, clock
         self._rng = rng or random.Random()
@@ -92,14 +121,24 @@ class FallbackLLM:
 
     @property
     def model(self) -> str:
-        return self.providers[0].model if self.providers else ""
+        return self._usable[0].model if self._usable else ""
 
     @property
     def context_window(self) -> int:
-        return min((p.context_window for p in self.providers), default=0)
+        return min((p.context_window for p in self._usable), default=0)
 
     def count_tokens(self, text: str) -> int:
-        return self.providers[0].count_tokens(text) if self.providers else len(text) // 4
+        return self._usable[0].count_tokens(text) if self._usable else len(text) // 4
+
+    def _skip(self, provider: LLM | Unavailable, attempts: list[Attempt]) -> bool:
+        """Record a skipped provider (unavailable, or its circuit open); True when it must be skipped."""
+        if isinstance(provider, Unavailable):
+            attempts.append(Attempt(provider.name, False, 0.0, f"skipped: {provider.reason}", skipped=True))
+            return True
+        if self._is_open(provider.name):
+            attempts.append(Attempt(provider.name, False, 0.0, "circuit open: skipped", skipped=True))
+            return True
+        return False
 
     # -- the LLM Protocol, with one prompt for all ---------------------------------------------
     def complete(self, messages: list[Message], params: GenerationParams) -> Completion:
@@ -119,9 +158,9 @@ class FallbackLLM:
         attempts: list[Attempt] = []
         rejected: Completion | None = None
         for provider in self.providers:
-            if self._is_open(provider.name):
-                attempts.append(Attempt(provider.name, False, 0.0, "circuit open: skipped", skipped=True))
+            if self._skip(provider, attempts):
                 continue
+            assert not isinstance(provider, Unavailable)
             messages = build(provider)
             for n in range(self.settings.max_attempts):
                 t0 = self._clock()
@@ -152,9 +191,9 @@ class FallbackLLM:
 
     def _stream_events(self, build: Builder, params: GenerationParams, attempts: list[Attempt]) -> Iterator[StreamEvent]:
         for provider in self.providers:
-            if self._is_open(provider.name):
-                attempts.append(Attempt(provider.name, False, 0.0, "circuit open: skipped", skipped=True))
+            if self._skip(provider, attempts):
                 continue
+            assert not isinstance(provider, Unavailable)
             messages = build(provider)
             for n in range(self.settings.max_attempts):
                 t0, sent = self._clock(), False

@@ -15,7 +15,7 @@ from typing import Any
 
 from rag import registry
 from rag.config import ProviderSettings
-from rag.errors import ConfigError, DependencyMissingError
+from rag.errors import DependencyMissingError, MissingKeyError
 from rag.llm.base import (
     Completion,
     Delta,
@@ -68,7 +68,7 @@ class OpenAIChat:
         >>> llm.complete([Message("user", "Hi")], GenerationParams()).text  # doctest: +SKIP
 
     Raises:
-        ConfigError: no API key for api.openai.com (set OPENAI_API_KEY or cfg.api_key).
+        MissingKeyError: no API key for api.openai.com (set OPENAI_API_KEY or cfg.api_key).
     """
 
     def __init__(self, cfg: ProviderSettings, home: Path) -> None:
@@ -80,7 +80,7 @@ class OpenAIChat:
         env = cfg.api_key_env or "OPENAI_API_KEY"
         key = resolve_api_key(cfg, "OPENAI_API_KEY")
         if key is None and cfg.base_url is None:
-            raise ConfigError(f"provider {cfg.name!r} (openai) has no API key: set {env} "
+            raise MissingKeyError(f"provider {cfg.name!r} (openai) has no API key: set {env} "
                               "or api_key in its settings, or give a base_url for a server without auth")
         self._key = key or NO_AUTH_KEY
         self._client: Any = None

@@ -8,6 +8,8 @@ from typing import Any
 
 from rag import registry
 from rag.config import ProviderSettings
+from rag.errors import DependencyMissingError, MissingKeyError
+from rag.llm.fallback import Unavailable
 
 # kind -> module that registers it (imported on first use: the SDKs are optional extras).
 BUILTIN = {
@@ -24,3 +26,20 @@ def make_provider(cfg: ProviderSettings, home: Path) -> Any:
     if cfg.kind in BUILTIN:
         importlib.import_module(BUILTIN[cfg.kind])
     return registry.create("llm", cfg.kind, cfg, home)
+
+
+def build_providers(cfgs: list[ProviderSettings], home: Path) -> list[Any]:
+    """Every provider of a chain; one that cannot be built (no API key, a missing extra) becomes
+    `Unavailable`, which the chain records as a skipped attempt with the reason. When none can be
+    built (a chain of one included), the first one's error is raised."""
+    out: list[Any] = []
+    errors: list[Exception] = []
+    for cfg in cfgs:
+        try:
+            out.append(make_provider(cfg, home))
+        except (MissingKeyError, DependencyMissingError) as exc:
+            errors.append(exc)
+            out.append(Unavailable(cfg.name, str(exc), cfg.model))
+    if errors and len(errors) == len(cfgs):
+        raise errors[0]
+    return out

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from rag.config import Settings
 from rag.contextual import ChunkRow, index_text, sparse_texts
-from rag.errors import ConfigError, IndexMismatchError, NotFoundError
+from rag.errors import CollectionNotFoundError, ConfigError, IndexMismatchError
 from rag.filters import Filters
 from rag.store import index as idx
 from rag.store.db import open_engine, session_factory
@@ -83,7 +83,11 @@ class LocalStore:
                 s.add(row)
                 s.flush()
             if row is None:
-                raise NotFoundError(f"no collection named {name!r}; existing: {self.collection_names()}")
+                names = ", ".join(self.collection_names()) or "none"
+                where = (f"data home {self.settings.home.resolve()}" if not self.settings.db_url
+                         else "this database")
+                raise CollectionNotFoundError(name, f"no collection named {name!r} in {where} (existing: "
+                                              f"{names}); point at another data home with --home DIR or RAG_HOME")
             s.expunge(row)
             return row
 

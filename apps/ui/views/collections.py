@@ -35,8 +35,10 @@ with errors_shown():
     assert coll is not None
 
     st.subheader(f"Add documents to '{coll}'")
-    files = st.file_uploader("Drop files here (several at once)", accept_multiple_files=True,
-                             type=sorted(s.lstrip(".") for s in SUPPORTED_SUFFIXES), key=f"upload-{coll}")
+    # No `type=`: Streamlit would print our suffixes upper-cased without dots (".text" as a type "TEXT");
+    # the caption lists them as file endings, and saving refuses any other with a message naming it.
+    files = st.file_uploader("Drop files here (several at once)", accept_multiple_files=True, key=f"upload-{coll}")
+    st.caption(uploads.accepted_caption(SUPPORTED_SUFFIXES))
     if st.button("Ingest", type="primary", disabled=not files):
         bar = st.progress(0.0, text="Saving the uploads…")
         paths = uploads.save(rag, coll, files or [])
