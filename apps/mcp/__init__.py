@@ -1,0 +1,24 @@
+"""MCP (Model Context Protocol) server: collections as tools and resources for MCP clients.
+
+`apps.mcp.server` builds it; `rag mcp` runs it over stdio (`apps.cli_mcp`); `apps.mcp.http`
+mounts it in `rag serve` at /mcp (streamable HTTP, the REST API's keys).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+log = logging.getLogger("rag.mcp")
+
+
+def mount_mcp(app: Any, *args: Any, **kwargs: Any) -> None:
+    """`apps.mcp.http.mount_mcp` when the `mcp` extra is installed; otherwise the API serves without /mcp."""
+    try:
+        from apps.mcp.http import mount_mcp as mount
+    except ImportError as e:
+        if (e.name or "").split(".")[0] != "mcp":
+            raise
+        log.info("MCP over HTTP is off: pip install 'rag-platform[mcp]'")
+        return
+    mount(app, *args, **kwargs)

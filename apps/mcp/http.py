@@ -1,0 +1,97 @@
+"""MCP over streamable HTTP inside `rag serve`, at /mcp, behind the REST API's keys, scopes and rate limit.
+
+A request without a valid key is refused with 401 before it reaches the MCP layer; each tool call
+then re-reads the caller's key from its own request headers (the authenticator caches verified keys
+for a few seconds), so scopes and roles are exactly the REST API's. The server is stateless (no MCP
+session kept between requests), so it works behind several workers or a load balancer.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI
+from mcp.server.mcpserver import Context
+from mcp.server.streamable_http_manager import StreamableHTTPASGIApp
+from mcp.server.transport_security import TransportSecuritySettings
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from apps.api.auth import Authenticator, KeyInfo
+from apps.api.limits import ApiError, RateLimiter
+from apps.mcp.server import ServerOptions, build_server
+from rag import RAG
+
+LOCAL_HOSTS = ["127.0.0.1:*", "localhost:*", "[::1]:*"]
+
+
+class McpSettings(BaseSettings):
+    """Settings of the MCP endpoint in `rag serve` (env `RAG_MCP__*`)."""
+
+    model_config = SettingsConfigDict(env_prefix="RAG_MCP__", extra="ignore")
+
+    enabled: bool = Field(True, description="Serve MCP over streamable HTTP at `path`.")
+    path: str = Field("/mcp", description="Where the MCP endpoint is mounted.")
+    allowed_dirs: list[Path] = Field(default_factory=list, description="Server folders the `ingest` tool may "
+                                     "read files from (keys with the write role); none by default: only texts.")
+    default_collection: str = Field("default", description="The collection a tool uses when none is given.")
+
+
+class KeyGate:
+    """ASGI: 401/429 in the REST API's JSON shape before the MCP transport sees the request."""
+
+    def __init__(self, app: Any, auth: Authenticator, limiter: RateLimiter) -> None:
+        self.app, self.auth, self.limiter = app, auth, limiter
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        try:
+            key = self.auth.authenticate(headers.get("authorization"), headers.get("x-api-key"))
+            self.limiter.check(f"key:{key.id}")
+        except ApiError as e:
+            body = json.dumps(e.body()).encode()
+            extra = [(k.lower().encode(), v.encode()) for k, v in e.headers.items()]
+            await send({"type": "http.response.start", "status": e.status,
+                        "headers": [(b"content-type", b"application/json"),
+                                    (b"content-length", str(len(body)).encode()), *extra]})
+            await send({"type": "http.response.body", "body": body})
+            return
+        await self.app(scope, receive, send)
+
+
+def mount_mcp(app: FastAPI, rag: RAG, auth: Authenticator, limiter: RateLimiter, metrics: Any,
+              settings: McpSettings | None = None) -> None:
+    """Add the MCP endpoint to `app` and run its session manager inside the app's lifespan."""
+    cfg = settings or McpSettings()
+    if not cfg.enabled:
+        return
+
+    def resolve(ctx: Context) -> KeyInfo:
+        h = ctx.headers or {}
+        return auth.authenticate(h.get("authorization"), h.get("x-api-key"))
+
+    server = build_server(rag, resolve, ServerOptions(
+        default_collection=cfg.default_collection, roots=tuple(p.resolve() for p in cfg.allowed_dirs),
+        on_answer=metrics.observe_answer))
+    # With keys on, a rebinding page cannot send one, so any Host is fine (a proxy or 0.0.0.0 may pass any);
+    # with RAG_API__AUTH=false only local hosts are answered.
+    security = (TransportSecuritySettings(enable_dns_rebinding_protection=False) if auth.enabled else
+                TransportSecuritySettings(allowed_hosts=LOCAL_HOSTS,
+                                          allowed_origins=[f"http://{h}" for h in LOCAL_HOSTS]))
+    server.streamable_http_app(stateless_http=True, transport_security=security)  # creates the session manager
+    manager = server.session_manager
+    app.add_route(cfg.path, KeyGate(StreamableHTTPASGIApp(manager), auth, limiter), methods=["GET", "POST", "DELETE"],
+                  include_in_schema=False)
+    inner = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(a: Any) -> AsyncIterator[Any]:
+        async with manager.run():
+            async with inner(a) as state:
+                yield state
+
+    app.router.lifespan_context = lifespan
