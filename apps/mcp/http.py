@@ -20,6 +20,7 @@ from mcp.server.streamable_http_manager import StreamableHTTPASGIApp
 from mcp.server.transport_security import TransportSecuritySettings
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from starlette.routing import Route
 
 from apps.api.auth import Authenticator, KeyInfo
 from apps.api.limits import ApiError, RateLimiter
@@ -46,8 +47,10 @@ class KeyGate:
 
     def __init__(self, app: Any, auth: Authenticator, limiter: RateLimiter) -> None:
         self.app, self.auth, self.limiter = app, auth, limiter
+        self.route: Route | None = None
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        scope.setdefault("route", self.route)  # what the metrics middleware labels requests with (as FastAPI does)
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
         try:
             key = self.auth.authenticate(headers.get("authorization"), headers.get("x-api-key"))
@@ -84,8 +87,9 @@ def mount_mcp(app: FastAPI, rag: RAG, auth: Authenticator, limiter: RateLimiter,
                                           allowed_origins=[f"http://{h}" for h in LOCAL_HOSTS]))
     server.streamable_http_app(stateless_http=True, transport_security=security)  # creates the session manager
     manager = server.session_manager
-    app.add_route(cfg.path, KeyGate(StreamableHTTPASGIApp(manager), auth, limiter), methods=["GET", "POST", "DELETE"],
-                  include_in_schema=False)
+    gate = KeyGate(StreamableHTTPASGIApp(manager), auth, limiter)
+    gate.route = Route(cfg.path, endpoint=gate, methods=["GET", "POST", "DELETE"], include_in_schema=False)
+    app.router.routes.append(gate.route)
     inner = app.router.lifespan_context
 
     @asynccontextmanager
