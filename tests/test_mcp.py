@@ -163,3 +163,18 @@ def test_ingest_reads_files_only_under_allowed_folders(world, tmp_path):
 
     anyio.run(main)
     assert [Path(d.source_uri).parent.name for d in rag.documents("local")] == ["allowed"]
+
+
+def test_without_keys_mcp_answers_local_hosts_only(world):
+    _, rag = world
+    app = create_app(rag=rag, api_settings=ApiSettings(auth=False))
+
+    async def main(url: str) -> None:
+        async with Client(f"{url}/mcp") as client:
+            assert {t.name for t in (await client.list_tools()).tools} == TOOLS
+
+    with LiveServer(app) as url:
+        anyio.run(main, url)
+        rebound = httpx.post(f"{url}/mcp", headers={"Host": "attacker.example"},
+                             json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"})
+    assert rebound.status_code in (403, 421)
