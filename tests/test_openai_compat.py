@@ -137,6 +137,9 @@ def test_wrong_key_other_collection_and_unknown_model_use_openai_errors(world):
     bad = httpx.post(f"{url}/v1/chat/completions", headers={"Authorization": f"Bearer {keys['kb']}"},
                      json={"model": "kb", "messages": []})
     assert bad.status_code == 400 and bad.json()["error"]["param"] == "messages"
+    with pytest.raises(openai.BadRequestError, match="must end with a non-empty user message"):
+        client(url, keys["kb"]).chat.completions.create(model="kb", messages=[
+            {"role": "user", "content": FIRST}, {"role": "assistant", "content": "It merges them [1]."}])
 
 
 def test_rate_limit_is_429_with_retry_after(world, tmp_path):

@@ -172,9 +172,10 @@ def openai_router(rag: RAG, caller: Callable[..., KeyInfo], metrics: Any,
         if coll not in rag.store.collection_names():
             raise _unknown_model(coll, key)
         key.require(coll, "read")
+        last = body.messages[-1]
+        if last.role != "user" or not last.text().strip():
+            raise ApiError(400, "invalid_request", "messages must end with a non-empty user message to answer")
         questions = [m.text() for m in body.messages if m.role == "user" and m.text().strip()]
-        if not questions or body.messages[-1].role != "user":
-            raise ApiError(400, "invalid_request", "messages must end with a user message to answer")
         query = standalone_question(questions, rewriter_llm())
         opts = body.rag or RagOptions()
         kw: dict[str, Any] = {"collection": coll, "k": opts.k, "providers": opts.providers, "mode": opts.mode,
