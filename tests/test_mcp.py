@@ -178,3 +178,24 @@ def test_without_keys_mcp_answers_local_hosts_only(world):
         rebound = httpx.post(f"{url}/mcp", headers={"Host": "attacker.example"},
                              json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"})
     assert rebound.status_code in (403, 421)
+
+
+def test_mcp_over_http_is_rate_limited_per_key(world):
+    _, rag = world
+    app = create_app(rag=rag, api_settings=ApiSettings(auth=True, rate_per_s=0.01, burst=1))
+    headers = {"Authorization": f"Bearer {key(rag, ['kb'])}", "Accept": "application/json, text/event-stream"}
+    ping = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
+    with LiveServer(app) as url:
+        first = httpx.post(f"{url}/mcp", headers=headers, json=ping)
+        second = httpx.post(f"{url}/mcp", headers=headers, json=ping)
+    assert first.status_code != 429
+    assert second.status_code == 429 and int(second.headers["retry-after"]) >= 1
+
+
+def test_rag_mcp_refuses_allow_dir_without_allow_write(tmp_path):
+    from typer.testing import CliRunner
+
+    from apps.cli import app
+
+    result = CliRunner().invoke(app, ["mcp", "--home", str(tmp_path), "--allow-dir", str(tmp_path)])
+    assert result.exit_code == 2 and "--allow-dir needs --allow-write" in result.output
