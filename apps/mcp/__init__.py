@@ -12,8 +12,13 @@ from typing import Any
 log = logging.getLogger("rag.mcp")
 
 
-def mount_mcp(app: Any, *args: Any, **kwargs: Any) -> None:
+def mount_mcp(app: Any, *args: Any, settings: Any = None, **kwargs: Any) -> None:
     """`apps.mcp.http.mount_mcp` when the `mcp` extra is installed; otherwise the API serves without /mcp."""
+    from apps.mcp.settings import McpSettings
+
+    settings = settings or McpSettings()
+    if not settings.enabled:
+        return
     try:
         from apps.mcp.http import mount_mcp as mount
     except ImportError as e:
@@ -21,4 +26,4 @@ def mount_mcp(app: Any, *args: Any, **kwargs: Any) -> None:
             raise
         log.info("MCP over HTTP is off: pip install 'rag-platform[mcp]'")
         return
-    mount(app, *args, **kwargs)
+    mount(app, *args, settings=settings, **kwargs)

@@ -11,35 +11,21 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
 from mcp.server.mcpserver import Context
 from mcp.server.streamable_http_manager import StreamableHTTPASGIApp
 from mcp.server.transport_security import TransportSecuritySettings
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 from starlette.routing import Route
 
 from apps.api.auth import Authenticator, KeyInfo
 from apps.api.limits import ApiError, RateLimiter
 from apps.mcp.server import ServerOptions, build_server
+from apps.mcp.settings import McpSettings
 from rag import RAG
 
 LOCAL_HOSTS = ["127.0.0.1:*", "localhost:*", "[::1]:*"]
-
-
-class McpSettings(BaseSettings):
-    """Settings of the MCP endpoint in `rag serve` (env `RAG_MCP__*`)."""
-
-    model_config = SettingsConfigDict(env_prefix="RAG_MCP__", extra="ignore")
-
-    enabled: bool = Field(True, description="Serve MCP over streamable HTTP at `path`.")
-    path: str = Field("/mcp", description="Where the MCP endpoint is mounted.")
-    allowed_dirs: list[Path] = Field(default_factory=list, description="Server folders the `ingest` tool may "
-                                     "read files from (keys with the write role); none by default: only texts.")
-    default_collection: str = Field("default", description="The collection a tool uses when none is given.")
 
 
 class KeyGate:

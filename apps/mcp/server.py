@@ -21,6 +21,7 @@ from typing import Annotated, Any, Literal
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ToolError
+from mcp_types import ToolAnnotations
 from pydantic import BaseModel, Field
 
 from apps.answer_view import answer_extension, chunk_uri, hit_json
@@ -31,6 +32,7 @@ from rag.types import SourceText
 
 LOCAL_READER = KeyInfo(0, "local", "local", "read", ("*",))
 LOCAL_WRITER = KeyInfo(0, "local", "local", "admin", ("*",))  # `rag mcp --allow-write`: may create collections
+READ_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=False)
 INSTRUCTIONS = (
     "Search and answer questions over the user's document collections. Use `ask` for a cited answer "
     "(its [n] markers point at the numbered sources; `verified` says whether the citation checker found the "
@@ -94,13 +96,15 @@ def build_server(rag: RAG, resolve: Callable[[Context], KeyInfo], options: Serve
         resolve(ctx).require(coll, "read")
         return coll
 
-    @server.tool(description="Hybrid (dense + BM25) search in a collection. Returns ranked passages with their "
+    @server.tool(annotations=READ_ONLY, description="Hybrid (dense + BM25) search in a collection. Returns ranked passages with their "
                  "source, page, section, scores and a rag:// URI to open the whole passage.")
     def search(query: Annotated[str, Field(min_length=1, max_length=4000, description="What to look for.")],
                ctx: Context, collection: Collection = None,
                k: Annotated[int, Field(ge=1, le=50, description="Number of passages.")] = 5,
-               mode: Literal["hybrid", "dense", "bm25"] | None = None,
-               filters: SearchFilters | None = None) -> dict[str, Any]:
+               mode: Annotated[Literal["hybrid", "dense", "bm25"] | None, Field(
+                   description="Retrievers: hybrid (default: dense + BM25 fused), dense (meaning) or bm25 (words).")] = None,
+               filters: Annotated[SearchFilters | None, Field(description="Only passages of documents matching all "
+                                                                          "of these.")] = None) -> dict[str, Any]:
         with _as_tool_errors():
             coll = reader(ctx, collection)
             hits = rag.search(query, collection=coll, k=k, mode=mode,
@@ -108,7 +112,7 @@ def build_server(rag: RAG, resolve: Callable[[Context], KeyInfo], options: Serve
             return {"collection": coll, "query": query,
                     "hits": [{"rank": i, **hit_json(h, coll)} for i, h in enumerate(hits, 1)]}
 
-    @server.tool(description="Answer a question from a collection's documents. The answer cites numbered sources "
+    @server.tool(annotations=READ_ONLY, description="Answer a question from a collection's documents. The answer cites numbered sources "
                  "as [n]; `sources[n-1]` is [n], with `verified` true when the citation checker found the passage "
                  "supports the cited sentence. The answer says so when the sources do not hold it.")
     def ask(question: Annotated[str, Field(min_length=1, max_length=4000, description="A standalone question.")],
@@ -123,7 +127,7 @@ def build_server(rag: RAG, resolve: Callable[[Context], KeyInfo], options: Serve
             opts.on_answer(answer)
             return {"answer": answer.text, **answer_extension(answer, coll, question)}
 
-    @server.tool(description="The collections this caller may read, with document and chunk counts.")
+    @server.tool(annotations=READ_ONLY, description="The collections this caller may read, with document and chunk counts.")
     def list_collections(ctx: Context) -> dict[str, Any]:
         with _as_tool_errors():
             key = resolve(ctx)
@@ -131,7 +135,7 @@ def build_server(rag: RAG, resolve: Callable[[Context], KeyInfo], options: Serve
                                      "chunks": c.chunks, "revision": c.revision}
                                     for c in rag.collections() if key.can(c.name, "read")]}
 
-    @server.tool(description="The documents of a collection: id, source, title, type, status (ok or failed, with "
+    @server.tool(annotations=READ_ONLY, description="The documents of a collection: id, source, title, type, status (ok or failed, with "
                  "the reason) and chunk count. Open one as rag://COLLECTION/DOCUMENT_ID.")
     def list_documents(ctx: Context, collection: Collection = None) -> dict[str, Any]:
         with _as_tool_errors():
@@ -141,7 +145,8 @@ def build_server(rag: RAG, resolve: Callable[[Context], KeyInfo], options: Serve
                  "media_type": d.media_type, "status": d.status, "error": d.error, "chunks": d.chunk_count,
                  "updated_at": d.updated_at.isoformat() if d.updated_at else None} for d in rag.documents(coll)]}
 
-    @server.tool(description="Add documents to a collection (needs write permission): files or folders on the "
+    @server.tool(annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=True,
+                                             open_world_hint=False), description="Add documents to a collection (needs write permission): files or folders on the "
                  "server, only under the folders the server allows, and/or documents sent as text. Unchanged "
                  "documents are skipped. Returns the per-file report.")
     def ingest(ctx: Context, collection: Collection = None,
