@@ -86,8 +86,11 @@ def test_completion_keeps_markers_and_carries_checked_sources(world):
     assert done.usage.total_tokens == done.usage.prompt_tokens + done.usage.completion_tokens > 0
     with rag.store.sessions() as s:  # the same pipeline: the query log has the answer
         assert s.scalar(select(func.count()).select_from(QueryLog)) == logged + 1
+    again = client(url, keys["kb"]).chat.completions.create(model="kb", messages=[{"role": "user", "content": FIRST}])
+    assert again.choices[0].message.content == msg.content and again.choices[0].message.model_extra["rag"]["cached"]
     metrics = httpx.get(f"{url}/metrics").text
     assert 'rag_answers_total{cached="false",provider="extractive"}' in metrics
+    assert 'rag_answers_total{cached="true",provider="extractive"}' in metrics
 
 
 def test_stream_sends_chunks_then_the_extension_then_done(world):
