@@ -6,6 +6,7 @@ mounts it in `rag serve` at /mcp (streamable HTTP, the REST API's keys).
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 from typing import Any
 
@@ -19,11 +20,9 @@ def mount_mcp(app: Any, *args: Any, settings: Any = None, **kwargs: Any) -> None
     settings = settings or McpSettings()
     if not settings.enabled:
         return
-    try:
-        from apps.mcp.http import mount_mcp as mount
-    except ImportError as e:
-        if (e.name or "").split(".")[0] != "mcp":
-            raise
+    if importlib.util.find_spec("mcp") is None:
         log.info("MCP over HTTP is off: pip install 'rag-platform[mcp]'")
         return
+    from apps.mcp.http import mount_mcp as mount
+
     mount(app, *args, settings=settings, **kwargs)
