@@ -14,12 +14,11 @@ import pytest
 
 mcp = pytest.importorskip("mcp")
 import httpx2  # noqa: E402 - the mcp SDK's HTTP client
-from live_api import LiveServer  # noqa: E402
+from live_api import FIRST, LiveServer, key, open_rag  # noqa: E402
 from mcp import ClientSession, StdioServerParameters  # noqa: E402
 from mcp.client import Client  # noqa: E402
 from mcp.client.stdio import stdio_client  # noqa: E402
 from mcp.client.streamable_http import streamable_http_client  # noqa: E402
-from test_openai_compat import FIRST, key, open_rag  # noqa: E402
 
 from apps.api.app import create_app  # noqa: E402
 from apps.api.limits import ApiSettings  # noqa: E402

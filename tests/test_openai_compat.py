@@ -3,50 +3,18 @@ against `rag serve`'s app under a real uvicorn on 127.0.0.1 (the extractive prov
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import httpx
 import pytest
 
 pytest.importorskip("fastapi")
 openai = pytest.importorskip("openai")
 
-from live_api import LiveServer  # noqa: E402
+from live_api import FIRST, LiveServer, key, open_rag  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 
 from apps.api.app import create_app  # noqa: E402
-from apps.api.auth import create_key  # noqa: E402
 from apps.api.limits import ApiSettings  # noqa: E402
-from rag import RAG  # noqa: E402
-from rag.config import LLMSettings, ProviderSettings, Settings  # noqa: E402
 from rag.store.ledger import QueryLog  # noqa: E402
-
-DOCS = {
-    "fusion.md": "# Fusion\n\nReciprocal rank fusion merges the dense and BM25 rankings. Each passage scores one "
-                 "over k plus its rank in each list, and the sums are sorted. Reciprocal rank fusion uses a "
-                 "default k of 60, which damps the weight of the top ranks.\n",
-    "cache.md": "# Answer cache\n\nAnswers are cached by a key built from the question, the retrieved chunks and "
-                "the providers, so a repeated question is answered without calling a model.\n",
-}
-FIRST = "How does reciprocal rank fusion merge rankings?"
-
-
-def open_rag(tmp: Path, embedder) -> RAG:
-    """A data home with collection 'kb' (two Markdown files) and an empty 'other', answered by `extractive`."""
-    docs = tmp / "docs"
-    docs.mkdir()
-    for name, text in DOCS.items():
-        (docs / name).write_text(text)
-    settings = Settings(home=tmp / "home",
-                        llm=LLMSettings(providers=[ProviderSettings(name="extractive", kind="extractive")]))
-    rag = RAG.open(settings=settings, embedder=embedder)
-    assert rag.ingest(docs, collection="kb").summary()["ok"] == 2
-    rag.store.collection("other", create=True)
-    return rag
-
-
-def key(rag: RAG, collections: list[str], role: str = "read") -> str:
-    return create_key(rag.store.sessions, collections=collections, role=role)[1]
 
 
 @pytest.fixture(scope="module")
