@@ -16,6 +16,7 @@ their usual exceptions (401, 403, 404 for an unknown model, 429 with Retry-After
 
 import json
 import logging
+import re
 import time
 import uuid
 from collections.abc import Callable, Coroutine, Iterator
@@ -223,7 +224,8 @@ def _chunks(stream: Any, cid: str, created: int, coll: str, query: str, usage: b
             if usage:
                 yield event([], usage=_usage(answer))
     except RagError as e:
-        body = {"error": {"message": str(e), "type": "api_error", "param": None, "code": type(e).__name__}}
+        code = re.sub(r"(?<!^)(?=[A-Z])", "_", type(e).__name__.removesuffix("Error")).lower()  # not_found, ...
+        body = {"error": {"message": str(e), "type": "api_error", "param": None, "code": code}}
         yield f"data: {json.dumps(body)}\n\n"
     except Exception as e:  # noqa: BLE001 - the client gets an error event, the log the details
         log.error("chat stream failed: %s", type(e).__name__, exc_info=e)
