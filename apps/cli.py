@@ -205,11 +205,13 @@ app.add_typer(keys_app, name="keys")
 app.command()(serve)
 
 from apps.cli_app import app_cmd  # the Streamlit app
+from apps.cli_mcp import mcp_cmd  # noqa: E402 - the MCP server over stdio
 from apps.cli_eval import eval_app, finetune_cmd  # noqa: E402 - evaluation commands
 
 app.add_typer(eval_app, name="eval")
 app.command("finetune")(finetune_cmd)
 app.command("app")(app_cmd)
+app.command("mcp")(mcp_cmd)
 
 
 def main() -> None:

@@ -15,7 +15,7 @@ from llm_server import llm_server_fixture  # noqa: E402,F401 - registers `llm_se
 from apps.api.limits import ApiSettings  # noqa: E402
 from apps.ui import uploads  # noqa: E402
 from apps.ui.format import citation_cards, highlight, hit_rows  # noqa: E402
-from apps.ui.rewrite import is_followup, rewrite_followup, rewrite_with_llm, topic  # noqa: E402
+from apps.rewrite import is_followup, rewrite_followup, rewrite_with_llm, topic  # noqa: E402
 from apps.ui.session import user_message  # noqa: E402
 from rag.config import LLMSettings, ProviderSettings, Settings  # noqa: E402
 from rag.errors import NotFoundError  # noqa: E402

@@ -30,7 +30,9 @@ from apps.api.auth import Authenticator, KeyInfo, create_key, list_keys, revoke_
 from apps.api.jobs import JobRunner
 from apps.api.limits import ApiError, ApiSettings, BodySizeLimit, RateLimiter, save_uploads
 from apps.api.metrics import ApiMetrics, MetricsMiddleware
+from apps.api.openai_compat import openai_router
 from apps.api.public import error_type, public
+from apps.mcp import mount_mcp
 from rag import RAG, Filters, RagError, Settings
 from rag.errors import ConfigError, DependencyMissingError, IndexMismatchError, NotFoundError
 from rag.store import ledger
@@ -165,6 +167,8 @@ def create_app(settings: Settings | None = None, rag: RAG | None = None,
         return dep
 
     Key = Annotated[KeyInfo, Depends(caller)]
+    app.include_router(openai_router(rag, caller, metrics))  # /v1/models, /v1/chat/completions
+    mount_mcp(app, rag, auth, limiter, metrics)  # /mcp (MCP over streamable HTTP)
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from apps.ui.rewrite import rewrite_followup, rewrite_with_llm
+from apps.rewrite import rewrite_followup, rewrite_with_llm
 from apps.ui.widgets import collection_picker, errors_shown, get_rag, show_citations
 
 st.title("Ask")

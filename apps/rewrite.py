@@ -7,6 +7,9 @@ offline, with the extractive provider): it finds the previous question's topic
 pronoun, or in place of the old topic for an ellipsis ("what about X?"). When
 an LLM other than the extractive one is configured, `rewrite_with_llm` asks it
 instead and falls back to the heuristic on any failure or odd output.
+
+Shared by the Streamlit app's chat and the OpenAI-compatible endpoint (`standalone_question`
+turns a whole conversation's user turns into the question to retrieve for).
 """
 
 from __future__ import annotations
@@ -128,3 +131,20 @@ def rewrite_with_llm(question: str, history: Sequence[str], llm: Any, *, timeout
     if not line or len(line) > max(200, 4 * len(question)):
         return fallback
     return line
+
+
+def standalone_question(questions: Sequence[str], llm: Any = None) -> str:
+    """The last of a conversation's user questions (oldest first), made standalone by the earlier ones.
+
+    Each earlier question is itself rewritten against the ones before it, as the app does turn by
+    turn, so a chain of follow-ups keeps its subject. With `llm`, only the last one is asked of it.
+
+    Example:
+        >>> standalone_question(["How does reciprocal rank fusion work?", "What is its default k?"])
+        "What is reciprocal rank fusion's default k?"
+    """
+    history: list[str] = []
+    for q in questions[:-1]:
+        history.append(rewrite_followup(q, history))
+    last = questions[-1] if questions else ""
+    return rewrite_with_llm(last, history, llm) if llm is not None else rewrite_followup(last, history)
