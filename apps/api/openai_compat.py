@@ -16,7 +16,6 @@ their usual exceptions (401, 403, 404 for an unknown model, 429 with Retry-After
 
 import json
 import logging
-import re
 import time
 import uuid
 from pathlib import Path
