@@ -20,6 +20,7 @@ import rag.rerank  # noqa: F401 - registers the cross-encoder reranker
 from rag import registry
 from rag.config import Settings
 from rag.embed import make_embedder
+from rag.vector_space import embedder_settings_for
 from rag.filters import Filters
 from rag.retrieve import RetrievalRequest, retrieve
 from rag.store.base import Store, open_store
@@ -45,6 +46,10 @@ class RAG:
 
     def __init__(self, settings: Settings, *, embedder: Any = None) -> None:
         settings.apply_offline()
+        if embedder is None:  # an old home keeps the vector space its collections were built in
+            chosen = embedder_settings_for(settings)
+            if chosen is not settings.embedder:
+                settings = settings.model_copy(update={"embedder": chosen})
         self.settings = settings
         self.embedder = embedder if embedder is not None else make_embedder(settings.embedder)
         self._store: Store | None = None

@@ -185,9 +185,9 @@ class BatchingEmbedder:
             fut.set_result(rows[t])
 
 
-def for_serving(embedder: Any, settings: ServingSettings, slots: ModelSlots | None = None) -> BatchingEmbedder:
-    """`embedder` wrapped for a server (idempotent: a wrapped one is returned as it is)."""
-    if isinstance(embedder, BatchingEmbedder):
+def for_serving(embedder: Any, settings: ServingSettings, slots: ModelSlots | None = None) -> Any:
+    """`embedder` wrapped for a server (idempotent; `batch_queries=False` returns it unwrapped)."""
+    if isinstance(embedder, BatchingEmbedder) or not settings.batch_queries:
         return embedder
     return BatchingEmbedder(embedder, slots=slots or ModelSlots(settings.model_concurrency),
                             wait_ms=settings.query_batch_wait_ms, max_batch=settings.query_batch_max)

@@ -188,6 +188,7 @@ class CitationSettings(BaseModel):
 class ServingSettings(BaseModel):
     """How a long-running server shares the model between concurrent requests (rag.batching)."""
 
+    batch_queries: bool = Field(True, description="Queue concurrent query embeddings into shared model calls.")
     query_batch_wait_ms: float = Field(2.0, ge=0, description="How long the first query of a batch waits "
                                        "for others to share its model call (0: take what is queued).")
     query_batch_max: int = Field(64, ge=1, description="Most queries encoded in one model call.")

@@ -76,3 +76,24 @@ def test_fp32_collection_refuses_int8_and_says_how_to_fix(fp32_embedder, int8_em
     with pytest.raises(IndexMismatchError, match=r"RAG_EMBEDDER__BACKEND=sentence-transformers.*rag reindex old"):
         new.search("vitamin D", collection="old")
     assert old.search("vitamin D", collection="old", k=1)[0].source == "a"  # still readable the old way
+
+
+def test_old_home_keeps_its_vector_space_when_the_default_changes(fp32_embedder, int8_embedder, tmp_path,
+                                                                 caplog) -> None:
+    """A home filled with the non-default backend reopens with that backend unless one is chosen explicitly."""
+    from rag import RAG, SourceText
+    from rag.config import EmbedderSettings, Settings
+
+    default = EmbedderSettings().backend
+    other, emb = (("int8", int8_embedder) if default != "int8" else ("sentence-transformers", fp32_embedder))
+    home = tmp_path / "home"
+    old = RAG.open(settings=Settings(home=home, embedder=EmbedderSettings(backend=other)), embedder=emb)
+    old.ingest_texts([SourceText(source="a", text=SAMPLE[0])], collection="old")
+
+    with caplog.at_level("WARNING", logger="rag.embed"):
+        reopened = RAG.open(settings=Settings(home=home))
+    assert reopened.settings.embedder.backend == other and reopened.embedder.model_id == emb.model_id
+    assert f"backend {other!r}" in caplog.text and "RAG_EMBEDDER__BACKEND" in caplog.text
+    explicit = RAG.open(settings=Settings(home=home, embedder=EmbedderSettings(backend=default)))
+    assert explicit.settings.embedder.backend == default  # an explicit choice is never overridden
+    assert RAG.open(settings=Settings(home=tmp_path / "new")).settings.embedder.backend == default
