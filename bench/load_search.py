@@ -76,11 +76,11 @@ def model_rate(queries: list[str], seconds: float = 10.0) -> dict[str, float]:
     """Bare fp32 `encode` of distinct queries in batches of 64: queries/s the model allows."""
     from rag.embed import make_embedder
 
-    emb = make_embedder(EmbedderSettings())
+    emb = make_embedder(EmbedderSettings(backend=CONFIGS["after"]["backend"]))
     emb_fp32 = emb if emb.model_id == EmbedderSettings().model else make_embedder(
         EmbedderSettings(backend="sentence-transformers"))
     out = {}
-    for name, e in (("fp32", emb_fp32), ("default", emb)):
+    for name, e in (("fp32", emb_fp32), ("after_backend", emb)):
         e.encode(queries[:64], batch_size=64)
         done, t0, i = 0, time.perf_counter(), 0
         while time.perf_counter() - t0 < seconds:
@@ -162,7 +162,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     docs, queries = _corpus(args.docs)
     home = Path(tempfile.mkdtemp(prefix="rag-load-search-")) / "home"
     load_start = list(os.getloadavg())
-    ingests = {c["backend"]: _ingest(home, docs, c["backend"]) for c in CONFIGS.values()}
+    ingests = {b: _ingest(home, docs, b) for b in dict.fromkeys(c["backend"] for c in CONFIGS.values())}
     key = _admin_key(home)
     rate_before = model_rate(queries, args.rate_seconds)
     servers = {name: asyncio.run(_serve(home, name, cfg, key, queries, args)) for name, cfg in CONFIGS.items()}
@@ -202,8 +202,11 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=60.0)
     p.add_argument("--single-seconds", type=float, default=15.0)
     p.add_argument("--rate-seconds", type=float, default=10.0)
+    p.add_argument("--after-backend", default=EmbedderSettings().backend,
+                   help="embedder of the `after` server (default: the default backend)")
     p.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "load_search.json")
     args = p.parse_args()
+    CONFIGS["after"]["backend"] = args.after_backend
     res = run(args)
     res["args"] = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
     args.out.parent.mkdir(parents=True, exist_ok=True)

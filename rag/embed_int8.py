@@ -5,7 +5,8 @@ Nothing is downloaded. On first use the model is built once (about 30 s on 2 cor
 1. export the fp32 model to ONNX (`torch.onnx.export`, TorchScript exporter, eager attention);
 2. fuse the BERT subgraphs (`onnxruntime.transformers.optimizer`: EmbedLayerNorm, Attention,
    SkipLayerNorm, BiasGelu), which is what lets the quantizer reach the attention weights too;
-3. dynamic quantization (`onnxruntime.quantization.quantize_dynamic`): int8 weights, activations
+3. dynamic quantization (`onnxruntime.quantization.quantize_dynamic`): int8 weights with one scale per
+   output channel (one scale per tensor gave cosine ~0.93 with fp32 here; per channel ~0.99), activations
    quantized per batch at run time, so every MatMul and Attention runs on the integer kernels
    (AVX-512 VNNI where the CPU has it). No calibration data is needed.
 
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import os
 import tempfile
 import time
@@ -38,8 +40,9 @@ from rag.embed_onnx import OnnxEmbedder
 from rag.errors import DependencyMissingError, ModelLoadError
 
 BACKEND = "int8"
-RECIPE = "ort-dynamic-s8-fused-v1"
+RECIPE = "ort-dynamic-s8-perchannel-fused-v2"
 _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+log = logging.getLogger("rag.embed")
 
 
 def default_cache_dir() -> Path:
@@ -114,26 +117,38 @@ def build_int8(folder: Path, target: Path) -> float:
     except ImportError as exc:
         raise DependencyMissingError("building the int8 embedder", "onnx", "onnxruntime + onnx") from exc
     t0 = time.perf_counter()
+    log.warning("building the int8 embedder once from %s into %s (about 30 s; cached afterwards)", folder, target)
     target.parent.mkdir(parents=True, exist_ok=True)
     config = AutoConfig.from_pretrained(folder)
-    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".build-") as tmp:
-        fp32, fused, quant = (Path(tmp) / n for n in ("fp32.onnx", "fused.onnx", "int8.onnx"))
-        model = _last_hidden(AutoModel.from_pretrained(folder, attn_implementation="eager").eval())
-        ids = torch.ones(2, 16, dtype=torch.long)
-        axes = {name: {0: "batch", 1: "sequence"} for name in (*_INPUTS, "last_hidden_state")}
-        with warnings.catch_warnings(), torch.inference_mode():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(model, (ids, torch.ones_like(ids), torch.zeros_like(ids)), str(fp32), dynamo=False,
-                              input_names=list(_INPUTS), output_names=["last_hidden_state"], dynamic_axes=axes,
-                              opset_version=17)
-        optimized = optimize_model(str(fp32), model_type="bert", num_heads=int(config.num_attention_heads),
-                                   hidden_size=int(config.hidden_size))
-        optimized.save_model_to_file(str(fused))
-        # DefaultTensorType: outputs of the fused (com.microsoft) ops have no inferred type; they are float.
-        quantize_dynamic(str(fused), str(quant), weight_type=QuantType.QInt8, per_channel=False,
-                         extra_options={"DefaultTensorType": 1})
-        os.replace(quant, target)
+    root = logging.getLogger()  # the quantizer advises "pre-processing" on the root logger: noise here
+    quiet = _DropPreprocessAdvice()
+    root.addFilter(quiet)
+    try:
+        with tempfile.TemporaryDirectory(dir=target.parent, prefix=".build-") as tmp:
+            fp32, fused, quant = (Path(tmp) / n for n in ("fp32.onnx", "fused.onnx", "int8.onnx"))
+            model = _last_hidden(AutoModel.from_pretrained(folder, attn_implementation="eager").eval())
+            ids = torch.ones(2, 16, dtype=torch.long)
+            axes = {name: {0: "batch", 1: "sequence"} for name in (*_INPUTS, "last_hidden_state")}
+            with warnings.catch_warnings(), torch.inference_mode():
+                warnings.simplefilter("ignore")
+                torch.onnx.export(model, (ids, torch.ones_like(ids), torch.zeros_like(ids)), str(fp32), dynamo=False,
+                                  input_names=list(_INPUTS), output_names=["last_hidden_state"], dynamic_axes=axes,
+                                  opset_version=17)
+            optimized = optimize_model(str(fp32), model_type="bert", num_heads=int(config.num_attention_heads),
+                                       hidden_size=int(config.hidden_size))
+            optimized.save_model_to_file(str(fused))
+            # DefaultTensorType: outputs of the fused (com.microsoft) ops have no inferred type; they are float.
+            quantize_dynamic(str(fused), str(quant), weight_type=QuantType.QInt8, per_channel=True,
+                             extra_options={"DefaultTensorType": 1})
+            os.replace(quant, target)
+    finally:
+        root.removeFilter(quiet)
     return time.perf_counter() - t0
+
+
+class _DropPreprocessAdvice(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "pre-processing before quantization" not in record.getMessage()
 
 
 def _last_hidden(model: Any) -> Any:

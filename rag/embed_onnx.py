@@ -136,6 +136,8 @@ class OnnxEmbedder:
             options = ort.SessionOptions()
             options.intra_op_num_threads = _cpu_threads()
             options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            # The arena keeps every block it ever grew to for each new (batch, length) shape: GBs over a corpus.
+            options.enable_cpu_mem_arena = False
             session = ort.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # noqa: BLE001 - any load failure means the same fix
             raise ModelLoadError(
