@@ -24,6 +24,7 @@ from rag.errors import ConfigError, NotFoundError
 from rag.filters import Filters
 from rag.retrieve import RetrievalRequest, retrieve
 from rag.store.base import Store, open_store
+from rag.vector_space import embedder_settings_for
 from rag.types import Hit, SourceText
 
 
@@ -48,6 +49,10 @@ class RAG:
         settings.apply_offline()
         if not create:
             require_home(settings)
+        if embedder is None:  # an old home keeps the vector space its collections were built in
+            chosen = embedder_settings_for(settings)
+            if chosen is not settings.embedder:
+                settings = settings.model_copy(update={"embedder": chosen})
         self.settings = settings
         self.embedder = embedder if embedder is not None else make_embedder(settings.embedder)
         self._store: Store | None = None

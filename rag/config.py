@@ -36,6 +36,8 @@ class EmbedderSettings(BaseModel):
     batch_size: int = Field(64, ge=1)
     device: str = "cpu"
     query_cache: int = Field(1024, ge=0, description="Query vectors kept in an LRU cache (0: off).")
+    cache_dir: Path | None = Field(None, description="Where derived models (the int8 build) are cached; "
+                                   "default $RAG_MODEL_CACHE, else ~/.cache/rag-platform/models.")
 
 
 class ChunkingSettings(BaseModel):
@@ -187,6 +189,17 @@ class CitationSettings(BaseModel):
     floor_similarity: float = Field(0.4, ge=-1, le=1)
 
 
+class ServingSettings(BaseModel):
+    """How a long-running server shares the model between concurrent requests (rag.batching)."""
+
+    batch_queries: bool = Field(True, description="Queue concurrent query embeddings into shared model calls.")
+    query_batch_wait_ms: float = Field(2.0, ge=0, description="How long the first query of a batch waits "
+                                       "for others to share its model call (0: take what is queued).")
+    query_batch_max: int = Field(64, ge=1, description="Most queries encoded in one model call.")
+    model_concurrency: int = Field(0, ge=0, description="Model calls (embedding) running at once; "
+                                   "0: cores / threads per call, i.e. 1 when each call uses every core.")
+
+
 class Settings(BaseSettings):
     """Everything configurable, in one place.
 
@@ -214,6 +227,7 @@ class Settings(BaseSettings):
     rerank: RerankSettings = RerankSettings()
     llm: LLMSettings = LLMSettings()
     citations: CitationSettings = CitationSettings()
+    serving: ServingSettings = ServingSettings()
 
     def __init__(self, **values: Any) -> None:
         """Raises ConfigError with one line naming the env var or rag.toml line, the value and the choices."""

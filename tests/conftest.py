@@ -28,6 +28,32 @@ def embedder():
     return emb
 
 
+@pytest.fixture(scope="session")
+def fp32_embedder(embedder):
+    """The fp32 sentence-transformers model, whatever the default backend is."""
+    from rag.config import EmbedderSettings
+    from rag.embed import make_embedder
+
+    if embedder.model_id == EmbedderSettings().model:
+        return embedder
+    emb = make_embedder(EmbedderSettings(backend="sentence-transformers"))
+    emb.encode(["warm up"])
+    return emb
+
+
+@pytest.fixture(scope="session")
+def int8_embedder(embedder):
+    """The int8 model quantized here (built once into the model cache, then reused)."""
+    from rag.config import EmbedderSettings
+    from rag.embed import make_embedder
+
+    if embedder.model_id.endswith("#int8"):
+        return embedder
+    emb = make_embedder(EmbedderSettings(backend="int8"))
+    emb.encode(["warm up"])
+    return emb
+
+
 @pytest.fixture
 def settings(tmp_path: Path):
     from rag.config import Settings

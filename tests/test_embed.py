@@ -14,33 +14,33 @@ QUERIES = [
 
 
 @pytest.mark.parametrize("text", QUERIES)
-def test_query_fast_path_gives_the_batch_vector(embedder, text: str) -> None:
-    embedder._queries.clear()
-    batch = embedder.encode([text])[0]
-    single = embedder.encode_query(text)
-    assert embedder._fast_path(), "the default model is mean pooling: the fast path must be taken"
+def test_query_fast_path_gives_the_batch_vector(fp32_embedder, text: str) -> None:
+    fp32_embedder._queries.clear()
+    batch = fp32_embedder.encode([text])[0]
+    single = fp32_embedder.encode_query(text)
+    assert fp32_embedder._fast_path(), "the default model is mean pooling: the fast path must be taken"
     np.testing.assert_allclose(single, batch, atol=1e-5)
     assert abs(float(np.linalg.norm(single)) - 1.0) < 1e-5
 
 
-def test_query_cache_returns_the_same_vector_and_evicts_oldest(embedder, monkeypatch) -> None:
-    monkeypatch.setattr(embedder.settings, "query_cache", 2)
-    embedder._queries.clear()
+def test_query_cache_returns_the_same_vector_and_evicts_oldest(fp32_embedder, monkeypatch) -> None:
+    monkeypatch.setattr(fp32_embedder.settings, "query_cache", 2)
+    fp32_embedder._queries.clear()
     calls: list[str] = []
-    real = embedder._encode_one
-    monkeypatch.setattr(embedder, "_encode_one", lambda t: calls.append(t) or real(t))
-    a = embedder.encode_query("alpha")
-    assert embedder.encode_query("alpha") is a
-    embedder.encode_query("beta")
-    embedder.encode_query("gamma")  # evicts alpha
-    embedder.encode_query("alpha")
+    real = fp32_embedder._encode_one
+    monkeypatch.setattr(fp32_embedder, "_encode_one", lambda t: calls.append(t) or real(t))
+    a = fp32_embedder.encode_query("alpha")
+    assert fp32_embedder.encode_query("alpha") is a
+    fp32_embedder.encode_query("beta")
+    fp32_embedder.encode_query("gamma")  # evicts alpha
+    fp32_embedder.encode_query("alpha")
     assert calls == ["alpha", "beta", "gamma", "alpha"]
     assert not a.flags.writeable  # a cached vector cannot be changed by a caller
-    embedder._queries.clear()
+    fp32_embedder._queries.clear()
 
 
-def test_query_cache_off(embedder, monkeypatch) -> None:
-    monkeypatch.setattr(embedder.settings, "query_cache", 0)
-    embedder._queries.clear()
-    embedder.encode_query("alpha")
-    assert len(embedder._queries) == 0
+def test_query_cache_off(fp32_embedder, monkeypatch) -> None:
+    monkeypatch.setattr(fp32_embedder.settings, "query_cache", 0)
+    fp32_embedder._queries.clear()
+    fp32_embedder.encode_query("alpha")
+    assert len(fp32_embedder._queries) == 0

@@ -31,8 +31,8 @@ def int8():
     return emb
 
 
-def test_int8_agrees_with_fp32(int8, embedder) -> None:
-    a, b = embedder.encode(SENTENCES), int8.encode(SENTENCES)
+def test_int8_agrees_with_fp32(int8, fp32_embedder) -> None:
+    a, b = fp32_embedder.encode(SENTENCES), int8.encode(SENTENCES)
     assert b.shape == (len(SENTENCES), 384) and b.dtype == np.float32
     cos = np.sum(a * b, axis=1)
     assert cos.min() >= 0.98, cos
@@ -57,10 +57,11 @@ def test_order_kept_across_lengths_in_one_batch(int8) -> None:
     assert (np.argmax(batched @ alone.T, axis=1) == np.arange(len(texts))).all()
 
 
-def test_protocol_and_limits(int8, embedder) -> None:
+def test_protocol_and_limits(int8, fp32_embedder) -> None:
     from rag.protocols import Embedder
 
     assert isinstance(int8, Embedder)
+    embedder = fp32_embedder
     assert int8.model_id != embedder.model_id and int8.model_id.endswith("#onnx-int8")
     assert (int8.dim, int8.max_tokens) == (embedder.dim, embedder.max_tokens) == (384, 254)
     assert int8.count_tokens(SENTENCES) == embedder.count_tokens(SENTENCES)

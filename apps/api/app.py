@@ -34,6 +34,7 @@ from apps.api.openai_compat import openai_router
 from apps.api.public import error_type, public
 from apps.mcp import mount_mcp
 from rag import RAG, Filters, RagError, Settings
+from rag.batching import for_serving
 from rag.errors import ConfigError, DependencyMissingError, IndexMismatchError, NotFoundError
 from rag.store import ledger
 from rag.store.ledger import Collection
@@ -127,6 +128,7 @@ def create_app(settings: Settings | None = None, rag: RAG | None = None,
                api_settings: ApiSettings | None = None) -> FastAPI:
     """Build the app around one `RAG` (opened from `settings`, or `Settings()` from the env, when not given)."""
     rag = rag if rag is not None else RAG.open(settings=settings or Settings())
+    rag.embedder = for_serving(rag.embedder, rag.settings.serving)  # concurrent queries share model calls
     cfg = api_settings or ApiSettings()
     store = rag.store
     metrics = ApiMetrics()
