@@ -153,8 +153,11 @@ def _print_answer_details(answer: Any) -> None:
     failed = [a for a in answer.attempts if not a.ok]
     tried = "; ".join(f"{a.provider}: {a.error}" for a in failed)
     ttft = f"  first token {answer.ttft_s:.2f}s" if answer.ttft_s is not None else ""
+    trust = "[yellow]abstained[/yellow]" if answer.abstained else (
+        "[yellow]low confidence[/yellow]  " if answer.low_confidence else "") + \
+        ("" if answer.abstained else f"groundedness {answer.groundedness or 0.0:.2f}")
     console.print(f"answered by [bold]{answer.provider}[/bold] ({answer.model})  "
-                  f"groundedness {answer.groundedness:.2f}  {answer.latency_s:.2f}s{ttft}  "
+                  f"{trust}  {answer.latency_s:.2f}s{ttft}  "
                   f"tokens {answer.tokens_in}/{answer.tokens_out}  ${answer.cost_usd:.4f}"
                   f"{'  (cached)' if answer.cached else ''}" + (f"\n[dim]failed before: {tried}" if failed else ""))
 
