@@ -125,6 +125,7 @@ def main() -> None:
     ap.add_argument("--k", type=int, default=4)
     ap.add_argument("--seed", type=int, default=13)
     ap.add_argument("--max-tokens", type=int, default=64, help="Answer length cap for the local model.")
+    ap.add_argument("--ingest-only", action="store_true", help="Build the test corpus and stop.")
     ap.add_argument("--home", type=Path, default=REPO / ".bench-home-answer")
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "answer.json")
     args = ap.parse_args()
@@ -139,6 +140,8 @@ def main() -> None:
     report = rag.ingest_texts((SourceText(source=p, title=t or None, text=x) for p, (t, x) in corpus.items()),
                               collection="squad-test")
     console.print(f"corpus: {report.summary()} ({len(corpus)} paragraphs) in {time.perf_counter() - t0:.0f}s")
+    if args.ingest_only:
+        return
     arms = args.arms.split(",")
     results, per_question = {}, {}
     for arm in arms:

@@ -79,6 +79,13 @@ def _is_heading(line: str, prev: str | None, nxt: str | None) -> bool:
     return starts_fresh and (len(words) <= 6 or s[0].isupper() or s[0].isdigit() or not s[0].isalpha())
 
 
+def _item_heading(line: str, nxt: str | None) -> bool:
+    """A numbered line without end punctuation followed by a new sentence is a section heading."""
+    s, n = line.strip(), (nxt or "").strip()
+    return len(s.split()) <= 12 and s[-1] not in ".!?,;:+-(/&=" and bool(n) and n[0].isupper() and \
+        not _ITEM.match(nxt or "") and not _ROW.match(nxt or "")
+
+
 def _indent(line: str) -> int:
     return len(line) - len(line.lstrip(" \t"))
 
@@ -115,6 +122,9 @@ def units(text: str) -> list[Unit]:
         if _ROW.match(line):
             flush()
             out.append(_trim(text, a, b, "row"))
+        elif _ITEM.match(line) and _item_heading(line, nxt):  # "2. Fusing the two ranked lists"
+            flush()
+            out.append(_trim(text, a, b, "heading"))
         elif _ITEM.match(line):
             flush()
             block, block_kind = [(a, b)], "item"

@@ -140,3 +140,44 @@ def test_provider_model_and_citation_settings_are_part_of_the_cache_key(tmp_path
     assert not c.ask(q, collection="c").cached
     assert RAG.open(settings=_settings(home, ProviderSettings(name="ex", kind="extractive", model="m1")),
                     embedder=embedder).ask(q, collection="c").cached
+
+
+class NoEncode:
+    """An embedder that must not be called: proves a verbatim quote is checked without embedding."""
+
+    model_id, dim = "none", 384
+
+    def encode(self, texts, *, batch_size=None):
+        raise AssertionError(f"encoded {texts!r}")
+
+
+def test_a_verbatim_quote_is_supported_without_embedding() -> None:
+    from rag.cite import check
+    from rag.types import Hit
+
+    text = "Adobe Systems made the PDF specifi-\ncation available free of charge in 1993.\nIt was a big step."
+    hit = Hit(chunk_id=1, score=1.0, text=text, document_id=1, source="a.pdf", title=None, page=2,
+              heading_path=(), char_start=0, char_end=len(text), media_type="application/pdf")
+    report = check("Adobe Systems made the PDF specification available free of charge in 1993. [1]", [hit],
+                   NoEncode(), CitationSettings())
+    (c,) = report.citations
+    assert c.supported and c.similarity == 1.0 and report.groundedness == 1.0
+    assert text[c.evidence_start:c.evidence_end] == c.evidence and c.evidence.endswith("1993.")
+
+
+def test_cli_and_app_show_abstentions_and_low_confidence_as_such() -> None:
+    from apps.cli import _print_answer_details, console
+    from apps.ui.format import answer_meta
+    from rag.answer import Answer
+
+    abstained = Answer("q?", NO_ANSWER, [], [], "ex", "extractive", groundedness=None, abstained=True)
+    unsure = Answer("q?", f"{LOW_CONFIDENCE} A quote. [1]", [], [], "ex", "extractive", groundedness=1.0,
+                    low_confidence=True)
+    with console.capture() as cap:
+        _print_answer_details(abstained)
+    assert "abstained" in cap.get() and "groundedness" not in cap.get()
+    with console.capture() as cap:
+        _print_answer_details(unsure)
+    assert "low confidence" in cap.get() and "groundedness 1.00" in cap.get()
+    assert "abstained" in answer_meta(abstained) and "groundedness" not in answer_meta(abstained)
+    assert "low confidence" in answer_meta(unsure)

@@ -57,6 +57,12 @@ def test_list_items_headings_and_paragraphs() -> None:
         ("item", "1. Step one."), ("item", "2. Step two."), ("heading", "## Usage"), ("sentence", "Ask away.")]
 
 
+def test_numbered_section_heading_is_not_a_list_item() -> None:
+    text = "2. Fusing the two ranked lists\nBM25 scores are unbounded. There are two ways to merge them."
+    assert quoted(text) == [("heading", "2. Fusing the two ranked lists"), ("sentence", "BM25 scores are unbounded."),
+                            ("sentence", "There are two ways to merge them.")]
+
+
 def test_definition_list_terms_stand_alone() -> None:
     text = "timeout\n    How long to wait. The default is 30 seconds.\nretries\n    How often to retry."
     assert quoted(text) == [("heading", "timeout"), ("sentence", "How long to wait."),

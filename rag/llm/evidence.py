@@ -33,7 +33,7 @@ WEIGHTS = Path(__file__).with_name("extractive_weights.json")
 FEATURES = ("cos", "cos_margin", "cov", "cov_margin", "win_cov", "prev_cov", "next_cov", "prev_cos",
             "heading_cov", "src_max_cos", "rank_inv", "pos_inv", "typed", "type_match", "novel", "len_log",
             "is_row", "bigram")
-_QUESTION_WORDS = frozenset(analyze("how what which who whom whose when where why does do did is are was were can "
+QUESTION_WORDS = frozenset(analyze("how what which who whom whose when where why does do did is are was were can "
                                     "could should would will tell me explain describe list give please name"))
 _MARKERS = re.compile(r"\[\d+(?:\s*[,;\u2013-]\s*\d+)*\]")
 _YEAR = re.compile(r"\b(1[0-9]{3}|20[0-9]{2})s?\b|\b(january|february|march|april|may|june|july|august|september|"
@@ -113,10 +113,10 @@ def _answer_type(question: str) -> re.Pattern[str] | None:
     return None
 
 
-def features(question: str, cands: list[Candidate], embedder: Any, *, max_embed: int = 16,
+def features(question: str, cands: list[Candidate], embedder: Any, *, max_embed: int = 12,
              qvec: np.ndarray | None = None) -> tuple[np.ndarray, list[int]]:
     """(feature matrix, candidate indices it covers): answerable candidates, the best `max_embed` by wording."""
-    qtoks = [t for t in analyze(question) if t not in _QUESTION_WORDS]
+    qtoks = [t for t in analyze(question) if t not in QUESTION_WORDS]
     terms = set(qtoks)
     qbigrams = set(zip(qtoks, qtoks[1:], strict=False))
     bags = [analyze(c.text) for c in cands]
@@ -152,7 +152,7 @@ def features(question: str, cands: list[Candidate], embedder: Any, *, max_embed:
 
     pre = {i: covs[i] + 0.5 * win(i) + 0.25 / cands[i].n + 0.1 / (1 + cands[i].index) for i in pool}
     pool = sorted(pool, key=lambda i: -pre[i])[:max_embed]
-    need = sorted(set(pool) | {j for i in pool if (j := neighbour(i, -1)) is not None})
+    need = sorted(pool)  # one batch; a neighbour outside the pool gets the pool's lowest cosine
     vecs = SHARED.encode(embedder, [cands[i].text for i in need])
     q = qvec if qvec is not None else np.asarray(embedder.encode_query(question), dtype=np.float32)
     cos_of = dict(zip(need, (vecs @ q).tolist(), strict=True))

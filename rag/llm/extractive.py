@@ -30,8 +30,9 @@ import numpy as np
 from rag import registry
 from rag.config import ProviderSettings
 from rag.llm.base import Completion, Delta, GenerationParams, Message, StreamEvent, Usage
-from rag.llm.evidence import Candidate, Model, candidates, features, load_model
+from rag.llm.evidence import QUESTION_WORDS, Candidate, Model, candidates, features, load_model
 from rag.prompt import LOW_CONFIDENCE, NO_ANSWER, parse_user_message
+from rag.store.sparse import analyze
 
 
 class ExtractiveAnswerer:
@@ -44,7 +45,7 @@ class ExtractiveAnswerer:
     """
 
     def __init__(self, cfg: ProviderSettings | None = None, home: Path | None = None, *,
-                 max_sentences: int = 3, max_embed: int = 16, model: Model | None = None) -> None:
+                 max_sentences: int = 3, max_embed: int = 12, model: Model | None = None) -> None:
         self.name = cfg.name if cfg else "extractive"
         self._model = model or load_model()
         self.model = f"extractive-{self._model.version}"
@@ -79,7 +80,7 @@ class ExtractiveAnswerer:
         cands, pool, probs = self.score(question, sources)
         if not len(pool) or float(probs.max()) < self._model.abstain_below:
             return NO_ANSWER
-        groups = compose(cands, pool, probs, self._model, self.max_sentences)
+        groups = compose(cands, pool, probs, self._model, self.max_sentences, terms=question_terms(question))
         text = " ".join(_render(cands, g) for g in groups)
         return text if float(probs.max()) >= self._model.confident_from else f"{LOW_CONFIDENCE} {text}"
 
@@ -100,27 +101,41 @@ class ExtractiveAnswerer:
         yield done
 
 
+_TYPE_WORDS = frozenset(analyze("year date day century decade number amount name time percentage kind type"))
+
+
+def question_terms(question: str) -> set[str]:
+    """Content terms a quoted passage should cover (question words and answer-type nouns left out)."""
+    return set(analyze(question)) - QUESTION_WORDS - _TYPE_WORDS
+
+
 def compose(cands: list[Candidate], pool: list[int], probs: np.ndarray, model: Model,
-            max_sentences: int = 3, neighbour_ratio: float = 0.5) -> list[list[int]]:
+            max_sentences: int = 3, neighbour_ratio: float = 0.5, terms: set[str] | None = None) -> list[list[int]]:
     """Groups of adjacent candidate indices, one per cited source, best first.
 
     The best unit comes with its heading or definition term when it sits
-    right under one, and with a neighbour whose own probability is at least
-    `neighbour_ratio` of the best. A unit from another source joins only when
-    it is confident on its own and nearly as strong as the best.
+    right under one, and with a neighbour that is strong on its own (at least
+    `neighbour_ratio` of the best) or that holds question terms the best one
+    lacks: "The default is 30 seconds." after the sentence that names the
+    setting. A unit from another source joins only when it is confident on
+    its own and nearly as strong as the best.
     """
     p = {i: float(v) for i, v in zip(pool, probs, strict=True)}
     order = sorted(pool, key=lambda i: -p[i])
     best = order[0]
     pos = {(c.n, c.index): i for i, c in enumerate(cands)}
     group = [best]
+    prev = pos.get((cands[best].n, cands[best].index - 1))
+    if prev is not None and cands[prev].kind == "heading":
+        group.append(prev)
+    covered = set().union(*(analyze(cands[i].text) for i in group)) if terms else set()
     for step in (1, -1):
         j = pos.get((cands[best].n, cands[best].index + step))
-        if j is not None and len(group) < max_sentences and p.get(j, 0.0) >= neighbour_ratio * p[best]:
+        if j is None or j in group or cands[j].kind == "heading" or len(group) >= max_sentences:
+            continue
+        adds = terms is not None and bool((terms - covered) & set(analyze(cands[j].text)))
+        if p.get(j, 0.0) >= neighbour_ratio * p[best] or adds:
             group.append(j)
-    prev = pos.get((cands[best].n, cands[best].index - 1))
-    if prev is not None and prev not in group and cands[prev].kind == "heading" and len(group) < max_sentences:
-        group.append(prev)
     groups = [sorted(group, key=lambda i: cands[i].index)]
     used = len(group)
     for i in order[1:]:
