@@ -141,7 +141,9 @@ def features(question: str, cands: list[Candidate], embedder: Any, *, max_embed:
         return np.zeros((0, len(FEATURES))), []
 
     def neighbour(i: int, step: int) -> int | None:
-        return by_pos.get((cands[i].n, cands[i].index + step))
+        """The sentence before or after in the same source; a heading is not one (it has its own feature)."""
+        j = by_pos.get((cands[i].n, cands[i].index + step))
+        return None if j is None or cands[j].kind == "heading" else j
 
     def win(i: int) -> float:
         words = set(sets[i])

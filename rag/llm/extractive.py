@@ -125,10 +125,12 @@ def compose(cands: list[Candidate], pool: list[int], probs: np.ndarray, model: M
     best = order[0]
     pos = {(c.n, c.index): i for i, c in enumerate(cands)}
     group = [best]
+    covered = set(analyze(cands[best].text))
     prev = pos.get((cands[best].n, cands[best].index - 1))
-    if prev is not None and cands[prev].kind == "heading":
+    if prev is not None and cands[prev].kind == "heading" and (terms is None or (terms - covered) & set(
+            analyze(cands[prev].text))):  # the heading or term names what the sentence is about
         group.append(prev)
-    covered = set().union(*(analyze(cands[i].text) for i in group)) if terms else set()
+        covered |= set(analyze(cands[prev].text))
     for step in (1, -1):
         j = pos.get((cands[best].n, cands[best].index + step))
         if j is None or j in group or cands[j].kind == "heading" or len(group) >= max_sentences:
