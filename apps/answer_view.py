@@ -48,6 +48,6 @@ def answer_extension(answer: Answer, collection: str, query: str) -> dict[str, A
                   "uri": chunk_uri(collection, c.document_id, c.chunk_id), "lexical": round(c.lexical, 4),
                   "similarity": round(c.similarity, 4), "evidence": c.evidence} for c in answer.citations]
     return {"collection": collection, "query": query, "sources": sources, "citations": citations,
-            "invalid_citations": list(answer.invalid_citations), "groundedness": round(answer.groundedness, 4),
-            "abstained": answer.abstained, "provider": answer.provider, "model": answer.model,
+            "invalid_citations": list(answer.invalid_citations), "groundedness": None if answer.groundedness is None else round(answer.groundedness, 4),
+            "abstained": answer.abstained, "low_confidence": answer.low_confidence, "provider": answer.provider, "model": answer.model,
             "cached": answer.cached, "attempts": [asdict(a) for a in answer.attempts]}

@@ -186,8 +186,13 @@ def print_answer_details(console: Console, answer: Any, paths: Paths) -> None:
         console.print(f"[yellow]dropped citations to missing sources: {answer.invalid_citations}")
     failed = failed_attempts(answer)
     ttft = f"  first token {answer.ttft_s:.2f}s" if answer.ttft_s is not None else ""
+    if answer.abstained:  # an abstention has no groundedness to show
+        trust = "[yellow]abstained[/yellow]"
+    else:
+        low = "[yellow]low confidence[/yellow]  " if answer.low_confidence else ""
+        trust = f"{low}groundedness {answer.groundedness or 0.0:.2f}"
     console.print(f"answered by [bold]{escape(answer.provider)}[/bold] ({escape(answer.model)})  "
-                  f"groundedness {answer.groundedness:.2f}  {answer.latency_s:.2f}s{ttft}  "
+                  f"{trust}  {answer.latency_s:.2f}s{ttft}  "
                   f"tokens {answer.tokens_in}/{answer.tokens_out}  ${answer.cost_usd:.4f}"
                   f"{'  (cached)' if answer.cached else ''}"
                   + (f"\n[dim]failed before: {escape('; '.join(failed))}" if failed else ""))

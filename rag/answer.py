@@ -20,8 +20,10 @@ class Answer:
 
     `provider` answered; `attempts` lists every try before it, failed ones
     with their reason. `groundedness` is the share of claim sentences with a
-    citation the checker found supported. `abstained` means the sources did
-    not hold the answer and the answer says so.
+    citation the checker found supported; None for an abstention (there is
+    nothing to ground). `abstained` means the sources did not hold the answer
+    and the answer says so; `low_confidence` means the answer quotes the most
+    relevant passage but says it may not answer the question.
     """
 
     question: str
@@ -33,8 +35,9 @@ class Answer:
     attempts: list[Attempt] = field(default_factory=list)
     invalid_citations: list[int] = field(default_factory=list)
     uncited_sentences: list[str] = field(default_factory=list)
-    groundedness: float = 0.0
+    groundedness: float | None = 0.0
     abstained: bool = False
+    low_confidence: bool = False
     tokens_in: int = 0
     tokens_out: int = 0
     latency_s: float = 0.0

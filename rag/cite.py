@@ -16,10 +16,11 @@ from typing import Any
 import numpy as np
 
 from rag.config import CitationSettings
-from rag.llm.extractive import split_sentences
-from rag.prompt import NO_ANSWER
+from rag.text import clean, split_sentences
+from rag.prompt import LOW_CONFIDENCE, NO_ANSWER
 from rag.store.sparse import analyze
 from rag.types import Hit
+from rag.vectors import SHARED
 
 _MARKER = re.compile(r"\[(\d+(?:\s*[,;\u2013-]\s*\d+)*)\]")
 
@@ -52,8 +53,10 @@ class CitationReport:
     invalid: list[int] = field(default_factory=list)
     """Numbers that point at no source (dropped, flagged)."""
     uncited: list[str] = field(default_factory=list)
-    groundedness: float = 0.0
+    groundedness: float | None = 0.0
+    """None for an abstention: there is no claim to ground."""
     abstained: bool = False
+    low_confidence: bool = False
 
 
 def marker_numbers(text: str) -> list[int]:
@@ -92,6 +95,11 @@ def claims(answer: str) -> list[tuple[str, list[int]]]:
     return out
 
 
+def is_low_confidence(answer: str) -> bool:
+    """The extractive answerer's "may not answer this exactly" opening."""
+    return answer.lstrip().startswith(LOW_CONFIDENCE)
+
+
 def is_abstention(answer: str) -> bool:
     text = strip_markers(answer).lower()
     return NO_ANSWER.lower().rstrip(".") in text or text.startswith("the sources do not")
@@ -103,28 +111,65 @@ def evidence_windows(text: str) -> list[tuple[int, int]]:
     return spans + [(spans[i][0], spans[i + 1][1]) for i in range(len(spans) - 1)]
 
 
+def _verbatim(claim: str, text: str) -> tuple[int, int] | None:
+    """The span of `text` that `claim` quotes word for word (a "Term: sentence" lead-in allowed), else None.
+
+    A quote needs no embedding to be checked: it is supported by construction.
+    The span is the smallest run of units of `text` whose cleaned text holds the quote.
+    """
+    whole = clean(text)
+    want = clean(claim)
+    if want not in whole:
+        lead, _sep, rest = claim.partition(": ")
+        if not rest or clean(lead) not in whole or clean(rest) not in whole:
+            return None
+        want = clean(rest)
+    if not want:
+        return None
+    spans = split_sentences(text) or [(0, len(text))]
+    for width in (1, 2, 3):
+        for i in range(len(spans) - width + 1):
+            a, b = spans[i][0], spans[i + width - 1][1]
+            if want in clean(text[a:b]):
+                return a, b
+    return 0, len(text)
+
+
 def check(answer: str, hits: list[Hit], embedder: Any, cfg: CitationSettings) -> CitationReport:
     """Resolve and verify every citation of `answer`; `hits[n-1]` is source [n]."""
     if is_abstention(answer) and not marker_numbers(answer):
-        return CitationReport(abstained=True, groundedness=1.0)
+        return CitationReport(abstained=True, groundedness=None)
+    low = is_low_confidence(answer)
+    if low:
+        answer = answer.lstrip()[len(LOW_CONFIDENCE):].strip()
     parsed = claims(answer)
     invalid = sorted({n for _s, nums in parsed for n in nums if not 1 <= n <= len(hits)})
     pairs = [(s, n) for s, nums in parsed for n in dict.fromkeys(nums) if 1 <= n <= len(hits)]
     uncited = [s for s, nums in parsed if not nums and len(analyze(s)) >= 3]
     if not pairs:
-        return CitationReport([], invalid, uncited, 0.0, False)
-    windows = {n: evidence_windows(hits[n - 1].text) for _s, n in pairs}
+        return CitationReport([], invalid, uncited, 0.0, False, low)
     claim_texts = [strip_markers(s) for s, _n in pairs]
+    quoted = {i: _verbatim(claim_texts[i], hits[n - 1].text) for i, (_s, n) in enumerate(pairs)}
+    quoted = {i: span for i, span in quoted.items() if span is not None}
+    todo = [i for i in range(len(pairs)) if i not in quoted]
+    windows = {pairs[i][1]: evidence_windows(hits[pairs[i][1] - 1].text) for i in todo}
     flat = [(n, a, b) for n in windows for a, b in windows[n]]
-    vecs = embedder.encode(claim_texts + [hits[n - 1].text[a:b] for n, a, b in flat])
-    claim_vecs, evid_vecs = vecs[: len(claim_texts)], vecs[len(claim_texts):]
+    vecs = SHARED.encode(embedder, [claim_texts[i] for i in todo] + [hits[n - 1].text[a:b] for n, a, b in flat]) \
+        if todo else np.zeros((0, 1))
+    claim_vecs = {i: vecs[j] for j, i in enumerate(todo)}
+    evid_vecs = vecs[len(todo):]
     rows = {n: [i for i, f in enumerate(flat) if f[0] == n] for n in windows}
     citations = []
     for i, (sentence, n) in enumerate(pairs):
         hit = hits[n - 1]
+        words = set(analyze(claim_texts[i]))
+        if i in quoted:
+            a, b = quoted[i]
+            citations.append(Citation(n, sentence, hit.chunk_id, hit.document_id, hit.source, hit.title, hit.page,
+                                      hit.char_start, hit.char_end, True, 1.0, 1.0, hit.text[a:b], a, b))
+            continue
         idx = rows[n]
         sims = evid_vecs[idx] @ claim_vecs[i]
-        words = set(analyze(claim_texts[i]))
         lexical = len(words & set(analyze(hit.text))) / len(words) if words else 0.0
         local = np.array([len(words & set(analyze(hit.text[flat[j][1]:flat[j][2]]))) / max(1, len(words))
                           for j in idx])
@@ -139,4 +184,4 @@ def check(answer: str, hits: list[Hit], embedder: Any, cfg: CitationSettings) ->
     claim_sentences = [s for s, _nums in parsed if not is_abstention(s)]
     supported = {c.sentence for c in citations if c.supported}
     grounded = sum(1 for s in claim_sentences if s in supported) / len(claim_sentences) if claim_sentences else 0.0
-    return CitationReport(citations, invalid, uncited, round(grounded, 4), False)
+    return CitationReport(citations, invalid, uncited, round(grounded, 4), False, low)

@@ -34,14 +34,23 @@ def normalise_question(question: str) -> str:
     return " ".join(question.lower().split()).rstrip("?!. ")
 
 
-def cache_key(req: RetrievalRequest, hits: list[Hit], providers: list[str]) -> str:
-    """Everything that determines an answer: change any of it and the cache misses."""
+def cache_key(req: RetrievalRequest, hits: list[Hit], providers: list[dict[str, Any]], checks: dict[str, Any]) -> str:
+    """Everything that determines an answer: change any of it and the cache misses.
+
+    Sources enter by the hash of the text the provider sees (and where it came
+    from), not by row id alone: SQLite reuses the ids of deleted rows, so an
+    edited document could otherwise get its old answer back. `providers` holds
+    each provider's kind, model and generation settings; `checks` the
+    citation-check settings and the embedder that checks.
+    """
     blob = json.dumps({
         "q": normalise_question(req.query), "c": req.collection,
         "r": [req.k, req.mode, req.fusion, req.fetch_k, req.rrf_k, req.dense_weight, req.rerank, req.rerank_depth,
               repr(req.filters), req.normalization],
-        "ids": [h.chunk_id for h in hits], "p": providers, "v": PROMPT_VERSION,
-    }, sort_keys=True)
+        "s": [[h.chunk_id, h.source, h.title, h.page, list(h.heading_path),
+               hashlib.sha256(h.text.encode()).hexdigest()] for h in hits],
+        "p": providers, "v": PROMPT_VERSION, "checks": checks,
+    }, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -64,9 +73,24 @@ class Answerer:
             raise ConfigError(f"unknown provider {unknown[0]!r}; configured: {', '.join(configured)}")
         key = tuple(order)
         if key not in self._chains:
-            self._chains[key] = FallbackLLM(build_providers([configured[n] for n in order],
-                                                            self.settings.home.resolve()), self.settings.llm)
+            llms = build_providers([configured[n] for n in order], self.settings.home.resolve())
+            for llm in llms:
+                if hasattr(llm, "use_embedder"):  # the extractive answerer scores sentences by meaning
+                    llm.use_embedder(self.embedder)
+            self._chains[key] = FallbackLLM(llms, self.settings.llm)
         return self._chains[key]
+
+    def _provider_keys(self, chain: FallbackLLM) -> list[dict[str, Any]]:
+        """What each provider answers with: kind, model (the instance's, e.g. the extractive weights' version)
+        and the settings that change its text. Secrets, timeouts and prices are left out."""
+        configured = {p.name: p for p in self.settings.llm.providers}
+        return [{"model": llm.model, **configured[llm.name].model_dump(
+            exclude={"api_key", "api_key_env", "timeout_s", "price_in_per_mtok", "price_out_per_mtok"})}
+            for llm in chain.providers] + [{"temperature": self.settings.llm.temperature,
+                                            "require_citations": self.settings.llm.require_citations}]
+
+    def _check_key(self) -> dict[str, Any]:
+        return {**self.settings.citations.model_dump(), "embedder": getattr(self.embedder, "model_id", "")}
 
     def _params(self, provider_name: str) -> GenerationParams:
         cfg = next(p for p in self.settings.llm.providers if p.name == provider_name)
@@ -92,12 +116,12 @@ class Answerer:
             stream: bool) -> Answer | AnswerStream:
         chain = self.chain(providers)
         names = [p.name for p in chain.providers]
-        key = cache_key(req, hits, names)
+        key = cache_key(req, hits, self._provider_keys(chain), self._check_key())
         if use_cache and (hit := self.cached(key)) is not None:
             self._log(req, hit)
             return AnswerStream(iter([Delta(hit.text), hit])) if stream else hit
         if not hits:
-            answer = Answer(req.query, NO_ANSWER, [], [], "none", "none", abstained=True, groundedness=1.0,
+            answer = Answer(req.query, NO_ANSWER, [], [], "none", "none", abstained=True, groundedness=None,
                             prompt_version=PROMPT_VERSION)
             self._log(req, answer)
             return AnswerStream(iter([Delta(answer.text), answer])) if stream else answer
@@ -137,7 +161,8 @@ class Answerer:
         return Answer(question=req.query, text=done.text.strip(), sources=used, citations=report.citations,
                       provider=done.provider, model=done.model, attempts=attempts, invalid_citations=report.invalid,
                       uncited_sentences=report.uncited, groundedness=report.groundedness,
-                      abstained=report.abstained, tokens_in=done.usage.input_tokens,
+                      abstained=report.abstained, low_confidence=report.low_confidence,
+                      tokens_in=done.usage.input_tokens,
                       tokens_out=done.usage.output_tokens, latency_s=wall, ttft_s=done.ttft_s, cost_usd=cost,
                       prompt_version=PROMPT_VERSION)
 

@@ -77,12 +77,21 @@ def citation_cards(answer: Any, names: dict[str, str] | None = None, *, cited_on
     return cards
 
 
+def confidence_label(answer: Any) -> str:
+    """Abstentions have no groundedness figure; a low-confidence answer says so."""
+    if answer.abstained:
+        return "abstained: the sources do not answer this"
+    low = "low confidence: the quoted passage may not answer the question · " if getattr(
+        answer, "low_confidence", False) else ""
+    return f"{low}groundedness {answer.groundedness or 0.0:.2f}"
+
+
 def answer_meta(answer: Any) -> str:
     """One line: who answered, how long it took, tokens, cost, groundedness (and failed attempts)."""
     ttft = f" (first token {answer.ttft_s:.2f} s)" if answer.ttft_s is not None else ""
     parts = [f"answered by **{answer.provider}** ({answer.model})", f"{answer.latency_s:.2f} s{ttft}",
              f"tokens {answer.tokens_in} in / {answer.tokens_out} out", f"cost ${answer.cost_usd:.4f}",
-             f"groundedness {answer.groundedness:.2f}"]
+             confidence_label(answer)]
     if answer.cached:
         parts.append("cached")
     from rag.llm.fallback import describe_failures

@@ -53,6 +53,10 @@ def show_citations(answer: Any) -> None:
     """Answer details: one expander per cited source (passage with the cited span highlighted), then metadata."""
     from apps.ui.format import answer_meta
 
+    if answer.abstained:
+        st.info("The sources do not answer this question.")
+    elif getattr(answer, "low_confidence", False):
+        st.warning("Low confidence: this is the closest passage; it may not answer the question.")
     for card in citation_cards(answer):
         with st.expander(card.label):
             where = " · ".join(x for x in (card.document, f"page {card.page}" if card.page else "", card.section) if x)

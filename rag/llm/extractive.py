@@ -1,92 +1,88 @@
-"""The extractive answerer: no model, picks the best-supported sentences and cites them.
+"""The extractive answerer: no generative model; quotes the sentences that answer, each cited.
 
-It reads the numbered sources from the prompt we built, scores each sentence
-by the IDF-weighted share of the question's terms it contains, and answers
-with the best few, each cited. If no sentence covers enough of the question
-it abstains with the standard "not in the sources" reply. Always available,
-so a fallback chain that ends with it always ends with a grounded answer.
+It reads the numbered sources from the prompt we built, scores every
+sentence, list item and table row with the fitted model of
+`rag.llm.evidence` (meaning, wording, neighbours, source rank, answer type),
+and answers in one of three ways:
+
+- confident (best probability >= `confident_from`): the best unit, with the
+  neighbours in its source that help answer (its heading or definition term,
+  the next sentence) and, rarely, an equally strong unit from another source;
+- low confidence (between the thresholds): `LOW_CONFIDENCE`, then the most
+  relevant passage, quoted and cited, so the reader judges;
+- abstention (below `abstain_below`): the standard "not in the sources" reply.
+
+Every answer sentence is a verbatim quote (whitespace and line-wrap hyphens
+normalised) and cites the source that holds it. Always available, so a
+fallback chain that ends with it always ends with a grounded answer.
 """
 
 from __future__ import annotations
 
-import math
 import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from rag import registry
 from rag.config import ProviderSettings
 from rag.llm.base import Completion, Delta, GenerationParams, Message, StreamEvent, Usage
-from rag.prompt import NO_ANSWER, parse_user_message
+from rag.llm.evidence import QUESTION_WORDS, Candidate, Model, candidates, features, load_model
+from rag.prompt import LOW_CONFIDENCE, NO_ANSWER, parse_user_message
 from rag.store.sparse import analyze
-
-_QUESTION_WORDS = ("how what which who whom whose when where why does do did is are was were can could should "
-                   "would will tell me explain describe list give please")
-_MARKERS = re.compile(r"\[\d+(?:\s*[,;\u2013-]\s*\d+)*\]")
-_SENTENCE = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])|\n{2,}|\n(?=[-*#] )")
-
-
-def split_sentences(text: str) -> list[tuple[int, int]]:
-    """Character spans of sentences (and list items, paragraphs and heading lines)."""
-    spans, start = [], 0
-    for m in _SENTENCE.finditer(text):
-        if text[start:m.start()].strip():
-            spans.extend(_split_headings(text, start, m.start()))
-        start = m.end()
-    if text[start:].strip():
-        spans.extend(_split_headings(text, start, len(text)))
-    return spans
-
-
-def _split_headings(text: str, start: int, end: int) -> list[tuple[int, int]]:
-    """A short line without end punctuation (a heading, a title) is its own span."""
-    out, a = [], start
-    for m in re.finditer(r"\n", text[start:end]):
-        cut = start + m.start()
-        line = text[a:cut].strip()
-        if line and len(line.split()) <= 12 and not line.endswith((".", "!", "?", ":", ";", ",")):
-            out.append((a, cut))
-            a = cut + 1
-    if text[a:end].strip():
-        out.append((a, end))
-    return out
 
 
 class ExtractiveAnswerer:
-    """Satisfies the LLM Protocol; `min_score` is the share of question weight a sentence must cover."""
+    """Satisfies the LLM Protocol. Give it the pipeline's embedder with `use_embedder` (else it loads the default).
+
+    Example:
+        >>> ex = ExtractiveAnswerer()
+        >>> ex.answer("When was PDF made free?", {1: "Adobe made the PDF specification free in 1993."})
+        'Adobe made the PDF specification free in 1993. [1]'
+    """
 
     def __init__(self, cfg: ProviderSettings | None = None, home: Path | None = None, *,
-                 min_score: float = 0.4, max_sentences: int = 3) -> None:
+                 max_sentences: int = 3, max_embed: int = 12, model: Model | None = None) -> None:
         self.name = cfg.name if cfg else "extractive"
-        self.model = "extractive"
+        self._model = model or load_model()
+        self.model = f"extractive-{self._model.version}"
         self.context_window = cfg.context_window if cfg and cfg.context_window else 16384
-        self.min_score = min_score
         self.max_sentences = max_sentences
+        self.max_embed = max_embed
+        self._embedder: Any = None
+
+    def use_embedder(self, embedder: Any) -> None:
+        """Share the pipeline's embedder (its query-vector cache too) instead of loading another."""
+        self._embedder = embedder
+
+    @property
+    def embedder(self) -> Any:
+        if self._embedder is None:
+            from rag.config import EmbedderSettings
+            from rag.embed import make_embedder
+
+            self._embedder = make_embedder(EmbedderSettings())
+        return self._embedder
 
     def count_tokens(self, text: str) -> int:
         return max(1, len(text) // 4)
 
+    def score(self, question: str, sources: dict[int, str]) -> tuple[list[Candidate], list[int], np.ndarray]:
+        """(all candidates, indices of the scored ones, their probabilities)."""
+        cands = candidates(sources)
+        x, pool = features(question, cands, self.embedder, max_embed=self.max_embed)
+        return cands, pool, self._model.proba(x) if len(pool) else np.zeros(0)
+
     def answer(self, question: str, sources: dict[int, str]) -> str:
-        terms = set(analyze(question)) - set(analyze(_QUESTION_WORDS))
-        candidates = [(n, " ".join(_MARKERS.sub("", src[a:b]).split()))
-                      for n, src in sources.items() for a, b in split_sentences(src)]
-        # Titles, headings (short, no end punctuation) and questions are not answers.
-        candidates = [(n, c) for n, c in candidates if not c.rstrip("\"')").endswith("?") and (
-                      len(c.split()) >= 12 or (len(c.split()) >= 4 and c.rstrip("\"')").endswith((".", "!"))))]
-        if not terms or not candidates:
+        cands, pool, probs = self.score(question, sources)
+        if not len(pool) or float(probs.max()) < self._model.abstain_below:
             return NO_ANSWER
-        bags = [set(analyze(s)) for _n, s in candidates]
-        df = {t: sum(1 for b in bags if t in b) for t in terms}
-        idf = {t: math.log(1 + len(bags) / (1 + df[t])) for t in terms}
-        total = sum(idf.values()) or 1.0
-        scored = sorted(((sum(idf[t] for t in terms & bag) / total, -i) for i, bag in enumerate(bags)), reverse=True)
-        picked = [(-neg_i, s) for s, neg_i in scored[: self.max_sentences] if s >= self.min_score]
-        if not picked:
-            return NO_ANSWER
-        best = scored[0][0]
-        picked = [(i, s) for i, s in picked if s >= 0.6 * best]
-        return " ".join(f"{_end(candidates[i][1])} [{candidates[i][0]}]" for i, _s in picked)
+        groups = compose(cands, pool, probs, self._model, self.max_sentences, terms=question_terms(question))
+        text = " ".join(_render(cands, g) for g in groups)
+        return text if float(probs.max()) >= self._model.confident_from else f"{LOW_CONFIDENCE} {text}"
 
     def complete(self, messages: list[Message], params: GenerationParams) -> Completion:
         t0 = time.perf_counter()
@@ -99,14 +95,73 @@ class ExtractiveAnswerer:
 
     def stream(self, messages: list[Message], params: GenerationParams) -> Iterator[StreamEvent]:
         done = self.complete(messages, params)
-        for piece in re.split(r"(?<=\]) ", done.text):
-            yield Delta(piece + (" " if not piece.endswith(" ") and piece != done.text.split("] ")[-1] else ""))
+        pieces = re.split(r"(?<=\]) ", done.text)
+        for i, piece in enumerate(pieces):
+            yield Delta(piece + (" " if i < len(pieces) - 1 else ""))
         yield done
 
 
-def _end(sentence: str) -> str:
-    """Strip a trailing citation-like bracket or colon so our [n] reads cleanly."""
-    return sentence.rstrip(" :;,")
+_TYPE_WORDS = frozenset(analyze("year date day century decade number amount name time percentage kind type"))
+
+
+def question_terms(question: str) -> set[str]:
+    """Content terms a quoted passage should cover (question words and answer-type nouns left out)."""
+    return set(analyze(question)) - QUESTION_WORDS - _TYPE_WORDS
+
+
+def compose(cands: list[Candidate], pool: list[int], probs: np.ndarray, model: Model,
+            max_sentences: int = 3, neighbour_ratio: float = 0.5, terms: set[str] | None = None) -> list[list[int]]:
+    """Groups of adjacent candidate indices, one per cited source, best first.
+
+    The best unit comes with its heading or definition term when it sits
+    right under one, and with a neighbour that is strong on its own (at least
+    `neighbour_ratio` of the best) or that holds question terms the best one
+    lacks: "The default is 30 seconds." after the sentence that names the
+    setting. A unit from another source joins only when it is confident on
+    its own and nearly as strong as the best.
+    """
+    p = {i: float(v) for i, v in zip(pool, probs, strict=True)}
+    order = sorted(pool, key=lambda i: -p[i])
+    best = order[0]
+    pos = {(c.n, c.index): i for i, c in enumerate(cands)}
+    group = [best]
+    covered = set(analyze(cands[best].text))
+    prev = pos.get((cands[best].n, cands[best].index - 1))
+    if prev is not None and cands[prev].kind == "heading" and (terms is None or (terms - covered) & set(
+            analyze(cands[prev].text))):  # the heading or term names what the sentence is about
+        group.append(prev)
+        covered |= set(analyze(cands[prev].text))
+    for step in (1, -1):
+        j = pos.get((cands[best].n, cands[best].index + step))
+        if j is None or j in group or cands[j].kind == "heading" or len(group) >= max_sentences:
+            continue
+        adds = terms is not None and bool((terms - covered) & set(analyze(cands[j].text)))
+        if p.get(j, 0.0) >= neighbour_ratio * p[best] or adds:
+            group.append(j)
+    groups = [sorted(group, key=lambda i: cands[i].index)]
+    used = len(group)
+    for i in order[1:]:
+        if used >= max_sentences:
+            break
+        if cands[i].n != cands[best].n and p[i] >= model.confident_from and p[i] >= 0.9 * p[best] and \
+                all(cands[g[0]].n != cands[i].n for g in groups):
+            groups.append([i])
+            used += 1
+    return groups
+
+
+def _render(cands: list[Candidate], group: list[int]) -> str:
+    """Quote a group, each unit cited; a heading or term reads as a lead-in ("Term: sentence [n]")."""
+    out, lead, prev = "", "", ""
+    for i in group:
+        c = cands[i]
+        if c.kind == "heading":
+            lead = c.text.rstrip(" :") + ": "
+            continue
+        sep = "\n" if "row" in (c.kind, prev) or "item" in (c.kind, prev) else " "
+        out += (sep if out else "") + f"{lead}{c.text.rstrip(' ;,')} [{c.n}]"
+        lead, prev = "", c.kind
+    return out
 
 
 registry.register("llm", "extractive", ExtractiveAnswerer)
