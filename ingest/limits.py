@@ -67,6 +67,7 @@ def fail(setting: str, what: str) -> NoReturn:
     """Raise the LoaderError for the file in scope; the message names the setting and how to raise it."""
     scope = _SCOPE.get()
     value = getattr(scope.limits, setting)
+    value = int(value) if isinstance(value, float) and value.is_integer() else value
     raise LoaderError(scope.source, f"{what}, over limits.{setting} = {value:,} "
                                     f"(raise RAG_LIMITS__{setting.upper()} to allow it)")
 
@@ -99,6 +100,15 @@ def bounded_rows(rows: Iterable[T]) -> Iterator[T]:
         if cells > limits.max_table_cells:
             fail("max_table_cells", f"more than {cells:,} table cells (rows x columns) by row {number:,}")
         yield row
+
+
+def check_csv_width(text: str, delimiter: str) -> None:
+    """Refuse a CSV by its first line's width before the reader builds a row that wide."""
+    end = text.find("\n")
+    first = text[: end if end >= 0 else len(text)]
+    width = first.count(delimiter) + 1
+    if width > _SCOPE.get().limits.max_table_columns:
+        fail("max_table_columns", f"the first line has {width:,} columns")
 
 
 def check_zip(data: bytes, suffix: str = ".docx") -> None:
@@ -152,18 +162,15 @@ def _xml_depth(blocks: Iterable[bytes]) -> int:
     """Deepest element nesting of an XML stream, counted from its tags with numpy (no tree is built).
 
     `<x` opens, `</` closes, `/>` closes what it opened; `<?` and `<!` are neither.
-    A trailing `<` or `/` waits for the next block, whose first byte decides it.
+    Each block is read with the previous block's last byte in front: a `<` is
+    judged when the byte after it is in view, a `>` when the byte before it is.
     """
     depth = best = 0
     carry = b""
     for block in blocks:
-        buf = carry + block
-        carry = b""
-        if buf[-1:] in (b"<", b"/"):
-            buf, carry = buf[:-1], buf[-1:]
-        a = np.frombuffer(buf, np.uint8)
+        a = np.frombuffer(carry + block, np.uint8)
+        carry = (carry + block)[-1:]
         if len(a) < 2:
-            carry = buf + carry
             continue
         lt = np.flatnonzero(a[:-1] == 60)
         after = a[lt + 1]
@@ -194,7 +201,7 @@ def check_pdf_pages(data: bytes) -> None:
         reader = PdfReader(io.BytesIO(data), strict=False)
         if reader.is_encrypted:
             return  # objects are readable only after decryption; pypdf's own walk detects cycles then
-        stack: list[Any] = [reader.trailer["/Root"].get_object()["/Pages"]]
+        stack: list[Any] = [reader.trailer["/Root"].get_object().raw_get("/Pages")]
     except Exception:  # noqa: BLE001 - the loader reports an unreadable PDF with the library's words
         return
     seen: set[tuple[int, int]] = set()
@@ -220,9 +227,9 @@ def check_pdf_pages(data: bytes) -> None:
             stack.extend(reversed(kids))
 
 
-_VOID = frozenset("area base br col embed hr img input link meta param source track wbr basefont bgsound "
-                  "frame keygen isindex".split())
-_AUTOCLOSE = frozenset("p li dt dd tr td th option optgroup thead tbody tfoot colgroup rb rt rp".split())
+_VOID = frozenset(b"area base br col embed hr img input link meta param source track wbr basefont bgsound "
+                  b"frame keygen isindex".split())
+_AUTOCLOSE = frozenset(b"p li dt dd tr td th option optgroup thead tbody tfoot colgroup rb rt rp".split())
 _HTML_TOKEN = re.compile(
     rb"<!--.*?(?:-->|\Z)|<(script|style|textarea|title)\b.*?(?:</\1\s*>|\Z)"
     rb"|<(/?)([a-zA-Z][a-zA-Z0-9:-]*)[^>]*?(/?)>", re.S | re.I)

@@ -185,6 +185,7 @@ def extract_csv(data: bytes, source: str) -> Extracted:
         delimiter = csv.Sniffer().sniff(text[:65536], delimiters=",;\t|").delimiter
     except csv.Error:
         delimiter = ","
+    file_limits.check_csv_width(text, delimiter)
     rows = csv.reader(io.StringIO(text), delimiter=delimiter)
     return Extracted(office.rows_to_sections(rows, ()))
 
