@@ -91,7 +91,7 @@ class _Collect(logging.Handler):
         self.sink = sink
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.sink.append(f"{record.name}: {record.getMessage()}")
+        self.sink.append(f"{record.name.split('.')[0]}: {record.getMessage()}")
 
 
 @contextmanager
