@@ -67,7 +67,8 @@ def ingest(
     for f in report.files:
         if f.outcome == "skipped" and len(report.files) > 30:
             continue
-        table.add_row(_short(f.source), f"[{style[f.outcome]}]{f.outcome}", str(f.chunks), f.reason or "")
+        note = f"[dim]note: {f.note}[/dim]" if getattr(f, "note", None) else ""
+        table.add_row(_short(f.source), f"[{style[f.outcome]}]{f.outcome}", str(f.chunks), f.reason or note)
     console.print(table)
     s = report.summary()
     rate = report.tokens_embedded / report.stage_seconds["embed"] if report.stage_seconds["embed"] else 0

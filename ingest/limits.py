@@ -121,7 +121,7 @@ def check_zip(data: bytes, suffix: str = ".docx") -> None:
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
     except (zipfile.BadZipFile, ValueError, OSError) as exc:
-        raise LoaderError(_SCOPE.get().source, f"not a valid {suffix[1:].upper()} (a ZIP package): "
+        raise LoaderError(_SCOPE.get().source, f"could not parse as {suffix[1:].upper()} (a ZIP package): "
                                                f"{type(exc).__name__}: {exc}") from exc
     with archive:
         entries = archive.infolist()

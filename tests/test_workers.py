@@ -114,7 +114,7 @@ def test_hostile_folder_fails_file_by_file_and_the_good_file_is_searchable(tmp_p
     assert "EOF marker not found" in (outcome["no-eof.pdf"].note or "")
     assert "XMLParsedAsHTMLWarning" in (outcome["feed.html"].note or "")
     expect = {"bomb.docx": "max_zip_ratio", "nested.html": "max_depth", "wide.csv": "max_table_columns",
-              "loop.pdf": "contains itself", "cut.pptx": "not a valid PPTX"}
+              "loop.pdf": "contains itself", "cut.pptx": "could not parse as PPTX"}
     for name, words in expect.items():
         assert outcome[name].outcome == "failed" and words in outcome[name].reason, (name, outcome[name].reason)
     hits = rag.search("how many grey herons nest near Chwaka Bay", collection="c", k=1)
