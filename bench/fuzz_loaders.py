@@ -85,23 +85,14 @@ def main() -> None:
         for n, (path, how) in enumerate(mutants(sources, args.count, args.seed, Path(tmp))):
             window.append((path, how, pool.submit(path, path.name, 50 << 20)))
             drain(64)
-            if n and n % 500 == 0:
+            if n and n % 250 == 0:
                 print(f"{n} mutants, {dict(outcomes)}, {time.perf_counter() - t0:.0f}s", flush=True)
+                save(args, limits, outcomes, by_mutator, reasons, worst_time, worst_mem,
+                     time.perf_counter() - t0, partial=True)
         drain(0)
         pool.close()
         wall = time.perf_counter() - t0
-    result = {
-        "bench": "fuzz_loaders", "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"cores": cores(), "python": platform.python_version()},
-        "seed": args.seed, "cases": sum(outcomes.values()), "outcomes": dict(outcomes),
-        "crashes": outcomes["crash"], "hangs": outcomes["timeout"],
-        "worst_time": worst_time, "worst_peak_memory": worst_mem, "wall_s": round(wall, 1),
-        "limits": {"file_timeout_s": limits.file_timeout_s, "file_memory_mb": limits.file_memory_mb},
-        "by_mutator": {m: dict(c) for m, c in sorted(by_mutator.items())},
-        "top_reasons": dict(reasons.most_common(15)),
-        "targets": {"cases>=5000": sum(outcomes.values()) >= 5000, "crashes==0": outcomes["crash"] == 0,
-                    "hangs==0": outcomes["timeout"] == 0},
-    }
+    result = save(args, limits, outcomes, by_mutator, reasons, worst_time, worst_mem, wall, partial=False)
     print(f"\n{'cases':<22}{result['cases']:>10}")
     for k in ("ok", "failed", "memory", "timeout", "crash"):
         print(f"{k:<22}{outcomes[k]:>10}")
@@ -111,9 +102,29 @@ def main() -> None:
           f"({worst_mem.get('mutators', '')})")
     print(f"{'wall (s)':<22}{wall:>10.0f}")
     print("targets:", result["targets"])
+    print(f"wrote {args.out}")
+
+
+def save(args: argparse.Namespace, limits: LimitsSettings, outcomes: Counter[str], by_mutator: dict,
+         reasons: Counter[str], worst_time: dict, worst_mem: dict, wall: float, *, partial: bool) -> dict:
+    """Write the JSON (also every 250 mutants, marked partial, so a stopped run leaves its figures)."""
+    result = {
+        "bench": "fuzz_loaders", "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {"cores": cores(), "python": platform.python_version(),
+                    "load_avg_1m": round(__import__("os").getloadavg()[0], 1)},
+        "seed": args.seed, "cases": sum(outcomes.values()), "outcomes": dict(outcomes),
+        "crashes": outcomes["crash"], "hangs": outcomes["timeout"],
+        "worst_time": dict(worst_time), "worst_peak_memory": dict(worst_mem), "wall_s": round(wall, 1),
+        "limits": {"file_timeout_s": limits.file_timeout_s, "file_memory_mb": limits.file_memory_mb},
+        "by_mutator": {m: dict(c) for m, c in sorted(by_mutator.items())},
+        "top_reasons": dict(reasons.most_common(15)),
+        "targets": {"cases>=5000": sum(outcomes.values()) >= 5000, "crashes==0": outcomes["crash"] == 0,
+                    "hangs==0": outcomes["timeout"] == 0},
+        "partial": partial,
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    return result
 
 
 if __name__ == "__main__":
