@@ -76,6 +76,8 @@ def main() -> None:
                     by_mutator.setdefault(m, Counter())[kind] += 1
                 if loaded.reason:
                     reasons[loaded.reason.split(":")[0][:80]] += 1
+                if kind in ("timeout", "crash", "memory"):
+                    print(f"  {kind}: {path.name} ({how}) {loaded.reason[:100]}", flush=True)
                 if loaded.seconds > worst_time["seconds"]:
                     worst_time.update(seconds=round(loaded.seconds, 3), file=path.name, mutators=how, outcome=kind)
                 if loaded.peak_mb > worst_mem["peak_mb"]:
