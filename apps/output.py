@@ -89,7 +89,7 @@ def report_json(report: Any, paths: Paths) -> dict[str, Any]:
     missing = list(getattr(report, "missing", []) or [])
     return {"run_id": report.run_id, "collection": report.collection, "summary": report.summary(),
             "files": [{"file": paths.show(f.source), "source": f.source, "outcome": f.outcome, "reason": f.reason,
-                       "chunks": f.chunks, "seconds": round(f.seconds, 4)} for f in report.files],
+                       "note": getattr(f, "note", None), "chunks": f.chunks, "seconds": round(f.seconds, 4)} for f in report.files],
             "missing": [paths.show(m) for m in missing], "chunks_added": report.chunks_added,
             "tokens_embedded": report.tokens_embedded, "index_rebuilt": report.index_rebuilt,
             "seconds": round(report.seconds, 3), "stage_seconds": dict(report.stage_seconds)}
@@ -108,8 +108,9 @@ def print_report(console: Console, report: Any, paths: Paths, collection: str) -
         if f.outcome == "skipped" and len(report.files) > 30:
             hidden += 1
             continue
-        table.add_row(escape(paths.show(f.source)), f"[{style[f.outcome]}]{f.outcome}", str(f.chunks),
-                      escape(f.reason or ""))
+        note = getattr(f, "note", None)  # a library warning raised while parsing this file
+        reason = escape(f.reason) if f.reason else (f"[dim]note: {escape(note)}[/dim]" if note else "")
+        table.add_row(escape(paths.show(f.source)), f"[{style[f.outcome]}]{f.outcome}", str(f.chunks), reason)
     console.print(table)
     if hidden:
         console.print(f"[dim]{hidden} unchanged files not listed (--json lists every file)")

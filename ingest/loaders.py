@@ -23,7 +23,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ingest import html, office
+from ingest import limits as file_limits
 from ingest.office import Block, Extracted
+from rag.config import LimitsSettings
 from rag.errors import LoaderError
 from rag.types import ParsedDocument, Segment
 
@@ -67,6 +69,7 @@ def _assemble(found: Extracted, source: str, media_type: str) -> ParsedDocument:
         segments.append(Segment(pos, pos + len(text), page, path))
         parts.append(text)
         pos += len(text)
+        file_limits.check_chars(pos)
     if not parts:
         raise LoaderError(source, "empty file: no text found")
     title = " ".join(found.title.translate(_CLEAN).split()) if found.title else None
@@ -182,6 +185,7 @@ def extract_csv(data: bytes, source: str) -> Extracted:
         delimiter = csv.Sniffer().sniff(text[:65536], delimiters=",;\t|").delimiter
     except csv.Error:
         delimiter = ","
+    file_limits.check_csv_width(text, delimiter)
     rows = csv.reader(io.StringIO(text), delimiter=delimiter)
     return Extracted(office.rows_to_sections(rows, ()))
 
@@ -258,23 +262,30 @@ def _check_size(size: int, max_bytes: int, source: str) -> None:
 
 
 def load_bytes(
-    data: bytes, *, filename: str, max_bytes: int, source: str | None = None
+    data: bytes, *, filename: str, max_bytes: int, source: str | None = None,
+    limits: LimitsSettings | None = None,
 ) -> ParsedDocument:
     """Parse uploaded bytes; `filename` picks the format and the fallback title.
 
+    `limits` (default: those in force, see `ingest.limits`) bound what the
+    file may expand to; they are checked before the parser sees the bytes.
+
     Raises:
-        LoaderError: unsupported suffix, too large, empty, binary or unparsable.
+        LoaderError: unsupported suffix, too large, empty, binary, unparsable or over a limit.
     """
     source = source or filename
     loader = _check_suffix(Path(filename).suffix, source)
     _check_size(len(data), max_bytes, source)
     if not data.strip():
         raise LoaderError(source, "empty file")
-    doc = loader(data, source)
+    with file_limits.applied(limits or file_limits.current(), source):
+        file_limits.check_before_parse(data, Path(filename).suffix)
+        doc = loader(data, source)
     return doc if doc.title else dataclasses.replace(doc, title=Path(filename).stem)
 
 
-def load_file(path: Path, *, max_bytes: int, source: str | None = None) -> ParsedDocument:
+def load_file(path: Path, *, max_bytes: int, source: str | None = None,
+              limits: LimitsSettings | None = None) -> ParsedDocument:
     """Parse a file on disk; `source` defaults to its resolved path.
 
     The suffix and size are checked before reading, so a huge or unsupported
@@ -291,4 +302,4 @@ def load_file(path: Path, *, max_bytes: int, source: str | None = None) -> Parse
         data = path.read_bytes()
     except OSError as exc:
         raise LoaderError(source, f"cannot read file: {exc.strerror or exc}") from exc
-    return load_bytes(data, filename=path.name, max_bytes=max_bytes, source=source)
+    return load_bytes(data, filename=path.name, max_bytes=max_bytes, source=source, limits=limits)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from typing import Any
 
+from ingest.limits import bounded_rows
 from rag.errors import LoaderError
 
 Section = tuple[str, int | None, tuple[str, ...]]
@@ -99,7 +100,7 @@ def rows_to_sections(rows: Iterable[Sequence[object]], path: tuple[str, ...]) ->
     headers: list[str] | None = None
     lines: list[str] = []
     sections: list[Section] = []
-    for row in rows:
+    for row in bounded_rows(rows):
         cells = [cell_text(v) for v in row]
         if not any(cells):
             continue

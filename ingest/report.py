@@ -16,6 +16,7 @@ class FileResult:
     reason: str | None = None
     chunks: int = 0
     seconds: float = 0.0
+    note: str | None = None  # library warnings while loading it (e.g. pypdf "EOF marker not found")
 
 
 @dataclass

@@ -20,6 +20,7 @@ from sqlalchemy import insert
 from ingest.chunking import Chunker
 from ingest.report import FileResult, IngestReport, NullProgress, Progress
 from ingest.sources import Item, TextItem, discover, under_roots
+from ingest.workers import FileLoading, Pending
 from rag.config import Settings
 from rag.contextual import index_text
 from rag.errors import LoaderError, RagError
@@ -136,42 +137,64 @@ class LocalIngestor:
 
     def _run_batches(self, todo: list[tuple[Item, str, int]], coll: Any, report: IngestReport,
                      progress: Progress, max_bytes: int) -> None:
-        """Load, chunk, embed and write `todo` in groups (the Ray engine overrides this)."""
+        """Load, chunk, embed and write `todo` in groups (the Ray engine overrides this).
+
+        Files are parsed by bounded worker processes (ingest.workers); the next
+        group is handed to them before this one is embedded, so parsing overlaps
+        embedding.
+        """
         step = self.settings.ingest.batch_files
-        for i in range(0, len(todo), step):
-            self._batch(todo[i:i + step], coll, report, progress, max_bytes)
+        groups = [todo[i:i + step] for i in range(0, len(todo), step)]
+        loading = FileLoading(self.settings.limits, max_bytes)
+        ahead = loading.start(groups[0]) if groups else []
+        try:
+            for n, group in enumerate(groups):
+                current, ahead = ahead, loading.start(groups[n + 1]) if n + 1 < len(groups) else []
+                self._batch(group, coll, report, progress, max_bytes, current)
+        finally:
+            loading.cancel(ahead)
 
     def _batch(self, group: list[tuple[Item, str, int]], coll: Any, report: IngestReport,
-               progress: Progress, max_bytes: int) -> None:
+               progress: Progress, max_bytes: int, loads: list[Pending] | None = None) -> None:
         writes: list[DocumentWrite] = []
         failed: list[tuple[str, str, str, int]] = []
         timing: dict[str, float] = {}
-        for item, chash, size in group:
+        notes: dict[str, str] = {}
+        loading = FileLoading(self.settings.limits, max_bytes)
+        for (item, chash, size), pending in zip(group, loads or [None] * len(group), strict=True):
             ts = time.perf_counter()
+            loaded = loading.result(item, pending)
+            parse_s = loaded.seconds  # in its worker: waiting here overlaps the previous batch's embedding
             try:
-                parsed = item.load(max_bytes)
+                if loaded.note:
+                    notes[item.source] = loaded.note
+                    log.info("%s: %s", item.source, loaded.note)
+                if loaded.doc is None:
+                    raise LoaderError(item.source, loaded.reason or "could not be loaded")
+                parsed = loaded.doc
                 tl = time.perf_counter()
                 chunks = self.chunker.chunk(parsed)
                 if not chunks:
                     raise LoaderError(item.source, "no text to index after chunking")
             except LoaderError as exc:
                 failed.append((item.source, chash, exc.reason, size))
-                timing[item.source] = time.perf_counter() - ts
+                timing[item.source] = parse_s + time.perf_counter() - ts
                 continue
             except RagError as exc:
                 failed.append((item.source, chash, str(exc), size))
                 continue
             report.stage_seconds["load"] += tl - ts
             report.stage_seconds["chunk"] += time.perf_counter() - tl
-            timing[item.source] = time.perf_counter() - ts
+            timing[item.source] = parse_s + time.perf_counter() - tl
             writes.append(DocumentWrite(source=item.source, content_hash=chash, media_type=parsed.media_type,
                                         size_bytes=size, title=parsed.title, metadata=parsed.metadata,
                                         chunks=chunks))
         self._embed(writes, report, progress)
-        self._write(coll, writes, failed, timing, report, progress)
+        self._write(coll, writes, failed, timing, report, progress, notes)
 
     def _write(self, coll: Any, writes: list[DocumentWrite], failed: list[tuple[str, str, str, int]],
-               timing: dict[str, float], report: IngestReport, progress: Progress) -> None:
+               timing: dict[str, float], report: IngestReport, progress: Progress,
+               notes: dict[str, str] | None = None) -> None:
         """One ledger transaction for the batch, then one report row per file."""
         if not writes and not failed:
             return
@@ -180,9 +203,11 @@ class LocalIngestor:
         report.stage_seconds["ledger"] += time.perf_counter() - ts
         for w in writes:
             report.chunks_added += len(w.chunks)
-            self._emit(report, progress, FileResult(w.source, "ok", None, len(w.chunks), timing[w.source]))
+            self._emit(report, progress, FileResult(w.source, "ok", None, len(w.chunks), timing[w.source],
+                                                    (notes or {}).get(w.source)))
         for src, _h, reason, _s in failed:
-            self._emit(report, progress, FileResult(src, "failed", reason, 0, timing.get(src, 0.0)))
+            self._emit(report, progress, FileResult(src, "failed", reason, 0, timing.get(src, 0.0),
+                                                    (notes or {}).get(src)))
 
     def _embed(self, writes: list[DocumentWrite], report: IngestReport, progress: Progress) -> None:
         """Embed only texts the cache does not hold, all of the batch in one call.
@@ -228,7 +253,8 @@ class LocalIngestor:
             run.finished_at = datetime.now(UTC)
             if report.files:
                 s.execute(insert(IngestFile), [
-                    {"run_id": run_id, "source_uri": f.source, "outcome": f.outcome, "reason": f.reason,
+                    {"run_id": run_id, "source_uri": f.source, "outcome": f.outcome,
+                     "reason": f.reason or (f"note: {f.note}" if f.note else None),
                      "chunks": f.chunks, "seconds": f.seconds} for f in report.files])
 
 

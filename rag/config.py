@@ -74,6 +74,30 @@ class IngestSettings(BaseModel):
     batch_files: int = Field(64, ge=1, description="Files loaded and embedded per ledger transaction.")
 
 
+class LimitsSettings(BaseModel):
+    """What one file may cost to load (ingest.limits, ingest.workers): a file over a limit fails alone.
+
+    Every error names its setting, e.g. `RAG_LIMITS__MAX_ZIP_RATIO`.
+    """
+
+    isolate: bool = Field(True, description="Parse files in worker processes bounded in time and memory; "
+                          "False parses in this process (the checks below still apply).")
+    workers: int = Field(0, ge=0, description="Loader processes; 0 = one per CPU core.")
+    file_timeout_s: float = Field(60.0, gt=0, description="Wall-clock seconds to parse one file.")
+    file_memory_mb: int = Field(2048, ge=64, description="Memory one file's parse may add to its worker.")
+    max_unzipped_mb: float = Field(512.0, gt=0, description="DOCX/XLSX/PPTX: total uncompressed size.")
+    max_zip_ratio: float = Field(100.0, gt=1, description="DOCX/XLSX/PPTX: uncompressed/compressed size of "
+                                 "any entry over 1 MB (Apache POI's zip-bomb rule).")
+    max_zip_entries: int = Field(10_000, ge=1, description="DOCX/XLSX/PPTX: entries in the archive.")
+    max_table_cells: int = Field(2_000_000, ge=1, description="CSV/XLSX: rows x columns read per file.")
+    max_table_columns: int = Field(16_384, ge=1, description="CSV/XLSX: columns in one row (Excel's maximum).")
+    max_slides: int = Field(2_000, ge=1, description="PPTX: slides.")
+    max_pdf_pages: int = Field(5_000, ge=1, description="PDF: pages (the page tree is walked before parsing).")
+    max_depth: int = Field(256, ge=8, description="HTML and the XML inside DOCX/XLSX/PPTX: element nesting.")
+    max_markup_mb: float = Field(10.0, gt=0, description="HTML: size of the page (parsing takes ~3 s/MB).")
+    max_text_chars: int = Field(10_000_000, ge=1000, description="Characters of text extracted from one file.")
+
+
 class IndexSettings(BaseModel):
     """How the dense and sparse indexes are built."""
 
@@ -222,6 +246,7 @@ class Settings(BaseSettings):
     embedder: EmbedderSettings = EmbedderSettings()
     chunking: ChunkingSettings = ChunkingSettings()
     ingest: IngestSettings = IngestSettings()
+    limits: LimitsSettings = LimitsSettings()
     index: IndexSettings = IndexSettings()
     retrieval: RetrievalSettings = RetrievalSettings()
     rerank: RerankSettings = RerankSettings()

@@ -110,3 +110,60 @@ def test_sigkill_then_rerun_converges(tmp_path: Path, embedder, kill_in_swap: bo
     assert_agree(rag)
     hits = rag.search("doc 7", collection="c", k=3, mode="bm25")
     assert hits, "the rebuilt index answers queries"
+
+
+FILES_SCRIPT = textwrap.dedent("""
+    import os, sys
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    from rag import RAG
+    from rag.config import IngestSettings, Settings
+    rag = RAG.open(settings=Settings(home={home!r}, ingest=IngestSettings(batch_files=4)))
+    rag.ingest([{folder!r}], collection="c")
+""")
+
+
+def _workers_of(pid: int) -> list[int]:
+    """Loader workers started by `pid` (their command line names it) that are still alive."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            cmd = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"ingest.worker" in cmd and str(pid).encode() in cmd:
+            found.append(int(proc.name))
+    return found
+
+
+@pytest.mark.slow
+def test_sigkill_while_workers_load_files_then_rerun_converges(tmp_path: Path, embedder) -> None:
+    """Files go through the loader pool; the killed run's workers die with it; the rerun converges."""
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    for doc in corpus():
+        (folder / f"{doc.source}.txt").write_text(f"{doc.title}\n\n{doc.text}")
+    home = tmp_path / "home"
+    code = FILES_SCRIPT.format(home=str(home), folder=str(folder))
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 240
+    try:
+        while proc.poll() is None and time.time() < deadline:
+            if 0 < docs_in_db(home / "rag.db") < N_DOCS and _workers_of(proc.pid):
+                os.kill(proc.pid, signal.SIGKILL)
+                break
+            time.sleep(0.05)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()[-2000:] if proc.stderr else ""
+    end = time.time() + 10
+    while _workers_of(proc.pid) and time.time() < end:
+        time.sleep(0.1)
+    assert not _workers_of(proc.pid), "loader workers die with their parent"
+    committed = docs_in_db(home / "rag.db")
+    assert 0 < committed < N_DOCS
+    rag = RAG.open(settings=Settings(home=home, ingest=IngestSettings(batch_files=4)), embedder=embedder)
+    report = rag.ingest([folder], collection="c")
+    assert report.count("skipped") == committed and report.count("ok") == N_DOCS - committed
+    assert_agree(rag)

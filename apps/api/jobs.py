@@ -55,7 +55,8 @@ class Job:
 def report_json(report: Any, names: dict[str, str]) -> dict[str, Any]:
     """An IngestReport as JSON; `names` maps saved paths back to the uploaded file names."""
     files = [{"file": names.get(f.source, Path(f.source).name), "source": f.source, "outcome": f.outcome,
-              "reason": f.reason, "chunks": f.chunks, "seconds": round(f.seconds, 4)} for f in report.files]
+              "reason": f.reason, "note": getattr(f, "note", None), "chunks": f.chunks,
+              "seconds": round(f.seconds, 4)} for f in report.files]
     return {"run_id": report.run_id, "summary": report.summary(), "files": files,
             "chunks_added": report.chunks_added, "index_rebuilt": report.index_rebuilt,
             "seconds": round(report.seconds, 3)}

@@ -105,8 +105,8 @@ def document_label(rag: Any, collection: str, source: str) -> str:
 
 def report_rows(report: Any) -> list[dict[str, Any]]:
     """The per-file report: file, outcome (ok / skipped / failed / removed), chunks, reason."""
-    return [{"file": Path(f.source).name, "outcome": f.outcome, "chunks": f.chunks, "reason": f.reason or ""}
-            for f in report.files]
+    return [{"file": Path(f.source).name, "outcome": f.outcome, "chunks": f.chunks,
+             "reason": f.reason or (f"note: {f.note}" if getattr(f, "note", None) else "")} for f in report.files]
 
 
 def document_rows(rag: Any, collection: str) -> list[dict[str, Any]]:
