@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from ingest.ocr import ocr_note
 from rag import RAG, Filters, RagError, Settings
 
 app = typer.Typer(help="Ingest documents, search them, and get answers that cite their sources.",
@@ -145,7 +146,8 @@ def _print_answer_details(answer: Any) -> None:
     for n, h in enumerate(answer.sources, 1):
         ok = cited.get(n)
         mark = "[green]yes" if ok else ("[red]no" if ok is False else "")
-        table.add_row(str(n), _short(h.source), str(h.page or ""), " > ".join(h.heading_path),
+        page = str(h.page or "") + ocr_note(h.metadata, h.page)  # text read by OCR, with its confidence
+        table.add_row(str(n), _short(h.source), page, " > ".join(h.heading_path),
                       "yes" if n in cited else "", mark)
     console.print(table)
     if answer.invalid_citations:
@@ -228,6 +230,10 @@ app.command()(serve)
 from apps.cli_app import app_cmd  # the Streamlit app
 from apps.cli_eval import eval_app, finetune_cmd  # noqa: E402 - evaluation commands
 
+from apps.cli_sync import sync_cmd, watch_cmd  # noqa: E402 - rag sync, rag watch
+
+app.command("sync")(sync_cmd)
+app.command("watch")(watch_cmd)
 app.add_typer(eval_app, name="eval")
 app.command("finetune")(finetune_cmd)
 app.command("app")(app_cmd)

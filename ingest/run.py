@@ -8,6 +8,7 @@ they never stop the run or touch what is already ingested.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Iterable, Sequence
@@ -53,6 +54,7 @@ class LocalIngestor:
     def ingest_paths(self, paths: Iterable[str | Path], *, collection: str, glob: str | None = None,
                      prune: bool = False, force: bool = False, progress: Progress | None = None) -> IngestReport:
         files, roots = discover(paths, glob)
+        files = [dataclasses.replace(f, ocr=self.settings.ocr) for f in files]
         return self._run(files, collection, prune_roots=roots if prune else None, force=force,
                          progress=progress or NullProgress())
 

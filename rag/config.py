@@ -68,6 +68,22 @@ class IngestSettings(BaseModel):
     batch_files: int = Field(64, ge=1, description="Files loaded and embedded per ledger transaction.")
 
 
+class OcrSettings(BaseModel):
+    """Reading scanned PDF pages and PNG/JPEG/TIFF files (ingest.ocr; `pip install 'rag-platform[ocr]'`).
+
+    OCR runs only on pages without a text layer that hold an image, one page at a time.
+    """
+
+    enabled: bool = Field(True, description="Off: scanned pages are reported as such and images refused.")
+    engine: Literal["rapidocr", "tesseract"] = Field(
+        "rapidocr", description="rapidocr: ONNX models inside its wheel (bench/ocr.py); tesseract: the system "
+        "`tesseract` binary (apt-get install tesseract-ocr).")
+    dpi: int = Field(150, ge=50, le=600, description="Resolution PDF pages are rendered at for OCR.")
+    page_timeout_s: float = Field(60.0, gt=0, description="Per page: lines not read by then are left out, "
+                                  "and the page is recorded in the document's metadata (ocr.timed_out).")
+    min_confidence: float = Field(0.5, ge=0, le=1, description="Lines read with lower confidence are dropped.")
+
+
 class IndexSettings(BaseModel):
     """How the dense and sparse indexes are built."""
 
@@ -205,6 +221,7 @@ class Settings(BaseSettings):
     embedder: EmbedderSettings = EmbedderSettings()
     chunking: ChunkingSettings = ChunkingSettings()
     ingest: IngestSettings = IngestSettings()
+    ocr: OcrSettings = OcrSettings()
     index: IndexSettings = IndexSettings()
     retrieval: RetrievalSettings = RetrievalSettings()
     rerank: RerankSettings = RerankSettings()
