@@ -75,9 +75,10 @@ class OcrSettings(BaseModel):
     """
 
     enabled: bool = Field(True, description="Off: scanned pages are reported as such and images refused.")
-    engine: Literal["rapidocr", "tesseract"] = Field(
-        "rapidocr", description="rapidocr: ONNX models inside its wheel (bench/ocr.py); tesseract: the system "
-        "`tesseract` binary (apt-get install tesseract-ocr).")
+    engine: Literal["auto", "rapidocr", "tesseract"] = Field(
+        "auto", description="tesseract: the system binary (apt-get install tesseract-ocr), faster and more "
+        "accurate on English here (bench/ocr.py); rapidocr: ONNX models inside its wheel, no system package; "
+        "auto: tesseract when installed, else rapidocr.")
     dpi: int = Field(150, ge=50, le=600, description="Resolution PDF pages are rendered at for OCR.")
     page_timeout_s: float = Field(60.0, gt=0, description="Per page: lines not read by then are left out, "
                                   "and the page is recorded in the document's metadata (ocr.timed_out).")
