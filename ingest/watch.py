@@ -104,21 +104,23 @@ def watch_folders(rag: Any, paths: Iterable[str | Path], *, collection: str, glo
     """
     import watchfiles
 
-    files, roots = discover(paths, glob)
-    report = sync_changed(rag, files, roots, collection=collection)
-    passes = 1
-    if on_sync:
-        on_sync(report)
+    roots = discover(paths, glob)[1]
+    passes = 0
     settle = Settle(settle_s, max_wait_s)
-    deleted = False
+    deleted_at: float | None = None  # last deletion seen; it waits `settle_s` too, for a rename's other half
     for changes in watchfiles.watch(*roots, debounce=debounce_ms, step=50, stop_event=stop,
                                     rust_timeout=tick_ms, yield_on_timeout=True, raise_interrupt=False,
                                     watch_filter=lambda _c, p: not is_temporary(Path(p).name)):
+        if passes == 0:  # the watcher is up: a full pass now misses nothing that changes meanwhile
+            report = sync_changed(rag, discover(roots, glob)[0], roots, collection=collection)
+            passes = 1
+            if on_sync:
+                on_sync(report)
         now = time.monotonic()
         for change, raw in changes:
             path = Path(raw)
             if change == watchfiles.Change.deleted:
-                deleted = True
+                deleted_at = now
             elif path.is_dir():  # a folder moved or copied in: its files
                 for item in discover([path], glob)[0]:
                     if wanted(item.path, roots, glob):
@@ -126,12 +128,13 @@ def watch_folders(rag: Any, paths: Iterable[str | Path], *, collection: str, glo
             elif wanted(path, roots, glob):
                 settle.touch(path, now)
         ready, busy = settle.take(now)
+        busy = busy or (deleted_at is not None and now - deleted_at < settle_s)
         if busy:  # let a rename or a copy finish, so it lands in one pass
             settle.pending.update({p: (settle._sig(p), now - settle_s, now) for p in ready})
             continue
-        if ready or deleted:
+        if ready or deleted_at is not None:
             items = [FileItem(p, str(p)) for p in sorted(set(ready)) if p.exists()]
-            deleted = False
+            deleted_at = None
             try:
                 report = sync_changed(rag, items, roots, collection=collection)
             except Exception:  # noqa: BLE001 - a watcher keeps going; the next change retries
