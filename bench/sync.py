@@ -2,7 +2,7 @@
 
 In one run:
 
-* writes `--files` small text files (one SciFact abstract's first sentences each) and
+* writes `--files` small text files (the first words of a SciFact abstract each) and
   syncs them once (`ingest.sync.sync_paths`);
 * times no-change passes over the same folder (every file hashed, nothing loaded);
 * fills the collection up to `--chunks` chunks with more SciFact texts (`ingest_texts`);
@@ -46,7 +46,7 @@ DEFAULT_OUT = REPO / "bench" / "results" / "sync.json"
 TARGET_SAVE_S = 5.0  # once the live index has landed
 
 
-def short(text: str, chars: int = 240) -> str:
+def short(text: str, chars: int = 80) -> str:
     return text[:chars].rsplit(" ", 1)[0]
 
 
@@ -84,7 +84,7 @@ def main() -> None:
         print(f"no-change passes over {args.files} files: {[round(s, 2) for s in no_change]} s", flush=True)
 
         have = rag.store.chunk_count("sync")
-        extra = [SourceText(source=f"extra-{i}", text=short(corpus[d][1], 300) + f" (extra {i})")
+        extra = [SourceText(source=f"extra-{i}", text=short(corpus[d][1]) + f" (extra {i})")
                  for i, d in enumerate(ids * 3) if i < max(args.chunks - have, 0)]
         if extra:
             rag.ingest_texts(extra, collection="sync")
