@@ -33,15 +33,18 @@ def _short(source: str) -> str:
         return source
 
 
-def _print_changes(report: Any) -> None:
+def _print_changes(report: Any, limit: int = 40) -> None:
     rows = ([("added", s, "") for s in report.added] + [("replaced", s, "") for s in report.replaced]
             + [("removed", s, "") for s in report.removed]
             + [("moved", new, f"from {_short(old)}") for old, new in report.moved]
             + [("failed", s, reason) for s, reason in report.failed])
     style = {"added": "green", "replaced": "cyan", "removed": "yellow", "moved": "magenta", "failed": "red"}
-    for what, source, note in rows:
+    shown = rows if len(rows) <= limit else [r for r in rows if r[0] == "failed"][:limit] or rows[:limit]
+    for what, source, note in shown:
         console.print(f"  [{style[what]}]{what:8}[/] {_short(source)}" + (f"  [dim]{note}" if note else ""),
                       highlight=False)
+    if len(shown) < len(rows):
+        console.print(f"  [dim]... and {len(rows) - len(shown)} more (`rag docs` lists every document)")
 
 
 def sync_cmd(

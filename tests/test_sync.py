@@ -147,3 +147,48 @@ def test_watch_follows_create_modify_rename_delete_and_a_slow_write(tmp_path: Pa
         thread.join(timeout=30)
     assert not thread.is_alive()
     assert_consistent(rag)
+
+
+def test_cli_sync_prints_the_changes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from apps.cli import app
+
+    monkeypatch.setenv("COLUMNS", "200")
+    folder = tmp_path / "docs"
+    write(folder, "alpha.md", ALPHA)
+    args = ["sync", str(folder), "-c", "kb", "--home", str(tmp_path / "home")]
+    out = CliRunner().invoke(app, args)
+    assert out.exit_code == 0, out.output
+    assert "added    " in out.output and "alpha.md" in out.output and "index rebuilt in full" in out.output
+    (folder / "alpha.md").rename(folder / "renamed.md")
+    out = CliRunner().invoke(app, args)
+    assert out.exit_code == 0, out.output
+    assert "moved" in out.output and "from " in out.output and "index rebuilt" not in out.output
+
+
+def test_cli_watch_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    folder = tmp_path / "docs"
+    write(folder, "alpha.md", ALPHA)
+    repo = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(repo), "HF_HUB_OFFLINE": "1", "COLUMNS": "200"}
+    proc = subprocess.Popen([sys.executable, "-c", "from apps.cli import main; main()", "watch", str(folder),
+                             "-c", "w", "--home", str(tmp_path / "home"), "--settle", "0.3"],
+                            cwd=repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        lines = []
+        for line in proc.stdout:  # type: ignore[union-attr]
+            lines.append(line)
+            if "added" in line and "unchanged" in line:  # the first pass's status line
+                break
+        proc.send_signal(signal.SIGTERM)
+        rest, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, "".join(lines) + rest
+    assert "SIGTERM: stopping" in rest and "stopped after 1 sync passes" in rest
