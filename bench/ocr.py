@@ -43,7 +43,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from eval.datasets import load_beir  # noqa: E402
-from eval.metrics import ndcg_at_k  # noqa: E402
+from eval.metrics import dedupe, ndcg_at_k  # noqa: E402
 from ingest.ocr import engine, read_images  # noqa: E402
 from rag import RAG  # noqa: E402
 from rag.config import OcrSettings  # noqa: E402
@@ -120,8 +120,8 @@ def pick(data: Any, pages: int) -> tuple[list[str], dict[str, str]]:
 def ndcg(rag: RAG, collection: str, queries: dict[str, str], qrels: dict[str, dict[str, int]]) -> float:
     scores = []
     for qid, q in queries.items():
-        hits = rag.search(q, collection=collection, k=10)
-        ranked = [h.source for h in hits]
+        hits = rag.search(q, collection=collection, k=20)
+        ranked = dedupe([h.source for h in hits])  # a page cut into two chunks counts once
         scores.append(ndcg_at_k(ranked, qrels[qid], 10))
     return float(np.mean(scores))
 
