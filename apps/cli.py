@@ -208,6 +208,10 @@ from apps.cli_app import app_cmd  # the Streamlit app
 from apps.cli_mcp import mcp_cmd  # noqa: E402 - the MCP server over stdio
 from apps.cli_eval import eval_app, finetune_cmd  # noqa: E402 - evaluation commands
 
+from apps.cli_sync import sync_cmd, watch_cmd  # noqa: E402 - rag sync, rag watch
+
+app.command("sync")(sync_cmd)
+app.command("watch")(watch_cmd)
 app.add_typer(eval_app, name="eval")
 app.command("finetune")(finetune_cmd)
 app.command("app")(app_cmd)

@@ -21,6 +21,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from ingest.ocr import ocr_note
+
 PIPE_WIDTH = 160  # columns when stdout is not a terminal and COLUMNS is not set
 
 
@@ -180,7 +182,8 @@ def print_answer_details(console: Console, answer: Any, paths: Paths) -> None:
     for n, h in enumerate(answer.sources, 1):
         ok = cited.get(n)
         mark = "[green]yes" if ok else ("[red]no" if ok is False else "")
-        table.add_row(str(n), escape(paths.show(h.source)), str(h.page) if h.page is not None else "",
+        page = (str(h.page) if h.page is not None else "") + ocr_note(h.metadata, h.page)  # OCR'd text says so
+        table.add_row(str(n), escape(paths.show(h.source)), escape(page),
                       escape(" > ".join(h.heading_path)), "yes" if n in cited else "", mark)
     console.print(table)
     if answer.invalid_citations:

@@ -30,6 +30,12 @@ def merge_small_segments(doc: ParsedDocument, min_tokens: int, count: Callable[[
     if len(doc.segments) < 2:
         return list(doc.segments)
     for seg in doc.segments:
+        if seg.kind == "row":  # a table row stays alone, to be retrieved and cited alone
+            if pending is not None:
+                out.append(pending)
+                pending = None
+            out.append(seg)
+            continue
         if pending is not None:
             if pending.page == seg.page:
                 seg = Segment(pending.start, seg.end, seg.page, seg.heading_path)

@@ -9,7 +9,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from ingest.office import Block, Extracted, looks_binary, sections_by_heading
+from ingest.office import TABLE, Block, Extracted, looks_binary, sections_by_heading
+from ingest.tables import table_sections
 from rag.errors import LoaderError
 
 _BOILERPLATE = ["script", "style", "noscript", "template", "nav", "aside", "footer"]
@@ -29,10 +30,9 @@ def _html_blocks(xml: str) -> Iterator[Block]:
         elif el.tag == "list":
             items = (" ".join("".join(i.itertext()).split()) for i in el.iter("item"))
             yield (0, "", "\n".join(f"- {i}" for i in items if i), None)
-        elif el.tag == "table":
-            rows = (" | ".join(" ".join("".join(c.itertext()).split()) for c in r.iter("cell"))
-                    for r in el.iter("row"))
-            yield (0, "", "\n".join(rows), None)
+        elif el.tag == "table":  # one row section per row, under the first row's names
+            rows = [["".join(c.itertext()) for c in r.iter("cell")] for r in el.iter("row")]
+            yield (TABLE, "", "\n".join(s[0] for s in table_sections(rows, ())), None)
         elif text:
             yield (0, "", text, None)
 

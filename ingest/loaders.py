@@ -25,11 +25,12 @@ from pathlib import Path
 from ingest import html, office
 from ingest import limits as file_limits
 from ingest.office import Block, Extracted
-from rag.config import LimitsSettings
+from rag.config import LimitsSettings, OcrSettings
 from rag.errors import LoaderError
 from rag.types import ParsedDocument, Segment
 
-Loader = Callable[[bytes, str], ParsedDocument]
+Loader = Callable[..., ParsedDocument]
+"""(data, source, ocr: OcrSettings | None = None) -> ParsedDocument"""
 Extractor = Callable[[bytes, str], Extracted]
 
 _CLEAN = str.maketrans({"\x00": "", "\x0b": "\n", "\x0c": "\n", "\u2028": "\n", "\u2029": "\n",
@@ -60,13 +61,13 @@ def _assemble(found: Extracted, source: str, media_type: str) -> ParsedDocument:
     parts: list[str] = []
     segments: list[Segment] = []
     pos = 0
-    for raw, page, path in found.sections:
+    for raw, page, path, *kind in found.sections:
         text = normalise(raw)
         if not text.strip():
             continue
         pos += 2 if parts else 0
         path = tuple(" ".join(h.translate(_CLEAN).split()) for h in path)
-        segments.append(Segment(pos, pos + len(text), page, path))
+        segments.append(Segment(pos, pos + len(text), page, path, *kind))
         parts.append(text)
         pos += len(text)
         file_limits.check_chars(pos)
@@ -190,12 +191,26 @@ def extract_csv(data: bytes, source: str) -> Extracted:
     return Extracted(office.rows_to_sections(rows, ()))
 
 
+def extract_image(data: bytes, source: str, ocr: OcrSettings | None = None) -> Extracted:
+    """PNG, JPEG or TIFF (one page per frame) read by OCR (ingest.ocr)."""
+    ocr = ocr or OcrSettings()
+    if not ocr.enabled:
+        raise LoaderError(source, "an image is read by OCR, which is off (RAG_OCR__ENABLED=false)")
+    from ingest import ocr as reader
+
+    read = reader.read_images(reader.image_pages(data, source), ocr, source)
+    if not any(r.text.strip() for r in read.values()):
+        raise LoaderError(source, "OCR found no text in the image")
+    return Extracted([(r.text, p, ()) for p, r in read.items()], None,
+                     {"pages": len(read), "ocr": reader.metadata(read, ocr)})
+
+
 def _loader(kind: str, media_type: str, extract: Extractor) -> Loader:
     """Wrap an extractor so library errors become `LoaderError`s naming the format."""
 
-    def load(data: bytes, source: str) -> ParsedDocument:
+    def load(data: bytes, source: str, ocr: OcrSettings | None = None) -> ParsedDocument:
         try:
-            found = extract(data, source)
+            found = extract(data, source, ocr) if extract in _OCR_AWARE else extract(data, source)  # type: ignore[call-arg]
         except LoaderError:
             raise
         except Exception as exc:  # noqa: BLE001 - every library error means "cannot parse"
@@ -217,6 +232,7 @@ _MEDIA_TYPES = {
     ".md": "text/markdown", ".markdown": "text/markdown",
     ".txt": "text/plain", ".text": "text/plain",
     ".rst": "text/x-rst",
+    ".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".tif": "image/tiff", ".tiff": "image/tiff",
 }
 _FORMATS: dict[str, tuple[str, Extractor]] = {
     ".pdf": ("PDF", office.extract_pdf),
@@ -228,7 +244,10 @@ _FORMATS: dict[str, tuple[str, Extractor]] = {
     ".md": ("Markdown", extract_markdown), ".markdown": ("Markdown", extract_markdown),
     ".txt": ("text", extract_text), ".text": ("text", extract_text),
     ".rst": ("reStructuredText", extract_text),
+    ".png": ("PNG", extract_image), ".jpg": ("JPEG", extract_image), ".jpeg": ("JPEG", extract_image),
+    ".tif": ("TIFF", extract_image), ".tiff": ("TIFF", extract_image),
 }
+_OCR_AWARE: tuple[Callable[..., Extracted], ...] = (office.extract_pdf, extract_image)
 LOADERS: dict[str, Loader] = {
     suffix: _loader(kind, _MEDIA_TYPES[suffix], extract)
     for suffix, (kind, extract) in _FORMATS.items()
@@ -263,9 +282,9 @@ def _check_size(size: int, max_bytes: int, source: str) -> None:
 
 def load_bytes(
     data: bytes, *, filename: str, max_bytes: int, source: str | None = None,
-    limits: LimitsSettings | None = None,
+    limits: LimitsSettings | None = None, ocr: OcrSettings | None = None,
 ) -> ParsedDocument:
-    """Parse uploaded bytes; `filename` picks the format and the fallback title.
+    """Parse uploaded bytes; `filename` picks the format and the fallback title; `ocr` as configured.
 
     `limits` (default: those in force, see `ingest.limits`) bound what the
     file may expand to; they are checked before the parser sees the bytes.
@@ -280,12 +299,12 @@ def load_bytes(
         raise LoaderError(source, "empty file")
     with file_limits.applied(limits or file_limits.current(), source):
         file_limits.check_before_parse(data, Path(filename).suffix)
-        doc = loader(data, source)
+        doc = loader(data, source, ocr)
     return doc if doc.title else dataclasses.replace(doc, title=Path(filename).stem)
 
 
 def load_file(path: Path, *, max_bytes: int, source: str | None = None,
-              limits: LimitsSettings | None = None) -> ParsedDocument:
+              limits: LimitsSettings | None = None, ocr: OcrSettings | None = None) -> ParsedDocument:
     """Parse a file on disk; `source` defaults to its resolved path.
 
     The suffix and size are checked before reading, so a huge or unsupported
@@ -302,4 +321,4 @@ def load_file(path: Path, *, max_bytes: int, source: str | None = None,
         data = path.read_bytes()
     except OSError as exc:
         raise LoaderError(source, f"cannot read file: {exc.strerror or exc}") from exc
-    return load_bytes(data, filename=path.name, max_bytes=max_bytes, source=source, limits=limits)
+    return load_bytes(data, filename=path.name, max_bytes=max_bytes, source=source, limits=limits, ocr=ocr)

@@ -9,23 +9,27 @@ one place. The heading and row helpers here are shared with the text formats.
 from __future__ import annotations
 
 import io
+import logging
 import re
 import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, time
 from typing import Any
 
 from ingest.limits import bounded_rows
+from ingest.tables import ROW, TableSection, cell_text, pdf_row_sections, pdf_tables, table_sections
+from rag.config import OcrSettings
 from rag.errors import LoaderError
 
-Section = tuple[str, int | None, tuple[str, ...]]
-"""Raw text of one segment, its 1-based page (or None) and its heading path."""
+log = logging.getLogger(__name__)
+
+Section = tuple[str, int | None, tuple[str, ...]] | TableSection
+"""Raw text of one segment, its 1-based page (or None) and its heading path (+ ROW for a table row)."""
 
 Block = tuple[int, str, str, int | None]
-"""(heading level or 0 for body text, heading title, text, page)."""
+"""(heading level, 0 for body text or TABLE for table rows one per line, heading title, text, page)."""
 
-ROWS_PER_SEGMENT = 50
+TABLE = -1
 _W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
 _MC_FALLBACK = "{http://schemas.openxmlformats.org/markup-compatibility/2006}Fallback"
 _PAGE_SECTION_TYPES = {None, "nextPage", "evenPage", "oddPage"}  # nextPage is the default
@@ -55,6 +59,13 @@ def sections_by_heading(blocks: Iterable[Block], sep: str = "\n") -> list[Sectio
     page: int | None = None
     path: tuple[str, ...] = ()
     for level, title, text, block_page in blocks:
+        if level == TABLE:  # each row its own section, under the current heading
+            if parts:
+                sections.append((sep.join(parts), page, path))
+                parts = []
+            page = block_page
+            sections += [(line, page, path, ROW) for line in text.split("\n") if line.strip()]
+            continue
         is_heading = level > 0 and bool(title.strip())
         if is_heading or block_page != page:
             if parts:
@@ -79,44 +90,9 @@ def looks_binary(text: str) -> bool:
     return bad > 2 and bad / len(sample) > 0.02
 
 
-def cell_text(value: object) -> str:
-    """One spreadsheet or CSV cell as short text (2.0 -> "2", dates in ISO form)."""
-    if value is None:
-        return ""
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    if isinstance(value, datetime | date | time):
-        return value.isoformat()
-    return " ".join(str(value).split())
-
-
 def rows_to_sections(rows: Iterable[Sequence[object]], path: tuple[str, ...]) -> list[Section]:
-    """Tabular rows as "header: value; ..." lines, ROWS_PER_SEGMENT rows per section.
-
-    The first non-empty row is the header. Every row repeats the header names
-    so that a chunk cut from the middle of a table still says what each value
-    means.
-    """
-    headers: list[str] | None = None
-    lines: list[str] = []
-    sections: list[Section] = []
-    for row in bounded_rows(rows):
-        cells = [cell_text(v) for v in row]
-        if not any(cells):
-            continue
-        if headers is None:
-            headers = [c or f"column {i + 1}" for i, c in enumerate(cells)]
-            continue
-        names = headers + [f"column {i + 1}" for i in range(len(headers), len(cells))]
-        lines.append("; ".join(f"{n}: {c}" for n, c in zip(names, cells, strict=False) if c))
-        if len(lines) == ROWS_PER_SEGMENT:
-            sections.append(("\n".join(lines), None, path))
-            lines = []
-    if lines:
-        sections.append(("\n".join(lines), None, path))
-    elif headers is not None and not sections:
-        sections.append((" | ".join(headers), None, path))  # a header-only table
-    return sections
+    """Tabular rows as one "header: value; ..." row section each (see ingest.tables); bounded in cells."""
+    return list(table_sections(bounded_rows(rows), path))
 
 
 def _decrypt(reader: Any, source: str) -> None:
@@ -129,8 +105,8 @@ def _decrypt(reader: Any, source: str) -> None:
         raise LoaderError(source, "encrypted PDF with a password; save an unencrypted copy")
 
 
-def extract_pdf(data: bytes, source: str) -> Extracted:
-    """One section per page that has text; page numbers kept for citations."""
+def extract_pdf(data: bytes, source: str, ocr: OcrSettings | None = None) -> Extracted:
+    """One section per page that has text (or, with OCR, an image of text); page numbers kept for citations."""
     from pypdf import PdfReader
     from pypdf.errors import PdfReadError
 
@@ -157,13 +133,45 @@ def extract_pdf(data: bytes, source: str) -> Extracted:
     if failed and not sections:
         first = next(iter(failed.values()))
         raise LoaderError(source, f"not a valid PDF: no page could be read ({first})")
-    if pages and not sections:
-        raise LoaderError(source, "no text layer; OCR not available")
+    read = _ocr_pages(data, empty, ocr, source, required=bool(pages and not sections))
+    tables = pdf_tables(data, [s[1] for s in sections if s[1] is not None])
+    if tables:  # each page's table rows right after its text
+        sections = [x for s in sections for x in [s, *pdf_row_sections(tables.get(s[1] or 0, []), s[1] or 0)]]
     title = str((reader.metadata or {}).get("/Title") or "").strip()
     meta: dict[str, Any] = {"pages": len(pages), "pages_without_text": empty}
+    if tables:
+        meta["tables"] = sum(len(t) for t in tables.values())
+    if read:
+        from ingest.ocr import metadata as ocr_metadata
+
+        meta["ocr"] = ocr_metadata(read, ocr or OcrSettings())
+        sections = sorted(sections + [(r.text, p, ()) for p, r in read.items() if r.text.strip()],
+                          key=lambda s: s[1] or 0)
     if failed:
         meta["pages_failed"] = sorted(failed)
     return Extracted(sections, None if title.lower() in ("", "untitled") else title, meta)
+
+
+def _ocr_pages(data: bytes, pages: list[int], ocr: OcrSettings | None, source: str,
+               required: bool) -> dict[int, Any]:
+    """OCR of the pages without a text layer (ingest.ocr), when on; `required`: nothing else has text."""
+    ocr = ocr or OcrSettings()
+    if not pages or not ocr.enabled:
+        if required:
+            raise LoaderError(source, "no text layer; OCR is off (RAG_OCR__ENABLED=false)")
+        return {}
+    from ingest.ocr import ocr_pdf_pages
+
+    try:
+        read = ocr_pdf_pages(data, pages, ocr, source)
+    except LoaderError:
+        if required:
+            raise
+        log.warning("%s: pages %s have no text layer and OCR is not available", source, pages)
+        return {}
+    if required and not any(r.text.strip() for r in read.values()):
+        raise LoaderError(source, "no text layer, and OCR found no text on its pages")
+    return read
 
 
 def _docx_pieces(paragraph: Any) -> list[str]:
@@ -203,19 +211,19 @@ def _docx_body(el: Any) -> Iterator[Any]:
 
 
 def _docx_table(tbl: Any, parent: Any) -> str:
+    """A table's rows as row lines under its first row's names, one per line (see ingest.tables)."""
     from docx.table import Table
 
-    lines = []
+    rows = []
     for row in Table(tbl, parent).rows:
         cells: list[str] = []
         seen: list[Any] = []  # holding the elements keeps lxml's proxies (and identity) stable
         for cell in row.cells:
             if not any(cell._tc is tc for tc in seen):  # a merged cell repeats per grid column
                 seen.append(cell._tc)
-                cells.append(" ".join(cell.text.split()))
-        if any(cells):
-            lines.append(" | ".join(cells))
-    return "\n".join(lines)
+                cells.append(cell_text(cell.text))
+        rows.append(cells)
+    return "\n".join(s[0] for s in table_sections(rows, ()))
 
 
 def extract_docx(data: bytes, source: str) -> Extracted:
@@ -238,7 +246,7 @@ def extract_docx(data: bytes, source: str) -> Extracted:
     page, section_index, first_heading = 1, 0, None
     for el in _docx_body(body):
         if el.tag == _W + "tbl":
-            blocks.append((0, "", _docx_table(el, parent), page))
+            blocks.append((TABLE, "", _docx_table(el, parent), page))
             continue
         style = Paragraph(el, parent).style
         name = style.name if style is not None and style.name else ""

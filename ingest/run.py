@@ -8,6 +8,7 @@ they never stop the run or touch what is already ingested.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Iterable, Sequence
@@ -54,6 +55,7 @@ class LocalIngestor:
     def ingest_paths(self, paths: Iterable[str | Path], *, collection: str, glob: str | None = None,
                      prune: bool = False, force: bool = False, progress: Progress | None = None) -> IngestReport:
         files, roots = discover(paths, glob)
+        files = [dataclasses.replace(f, ocr=self.settings.ocr) for f in files]
         report = self._run(files, collection, prune_roots=roots if prune else None, force=force,
                            progress=progress or NullProgress())
         if not prune:  # say what --prune would remove: a deleted file otherwise stays searchable unnoticed

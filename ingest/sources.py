@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from rag.config import OcrSettings
 from rag.errors import LoaderError, RagError
 from rag.types import ParsedDocument, Segment, SourceText
 
@@ -28,6 +29,7 @@ class Item(Protocol):
 class FileItem:
     path: Path
     source: str
+    ocr: OcrSettings | None = None  # None: OCR as by default (on when installed)
 
     def size(self) -> int:
         return self.path.stat().st_size
@@ -42,7 +44,7 @@ class FileItem:
     def load(self, max_bytes: int) -> ParsedDocument:
         from ingest.loaders import load_file
 
-        return load_file(self.path, max_bytes=max_bytes, source=self.source)
+        return load_file(self.path, max_bytes=max_bytes, source=self.source, ocr=self.ocr)
 
 
 @dataclass

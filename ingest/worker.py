@@ -41,7 +41,7 @@ if __name__ == "__main__" and "rag" not in sys.modules:
         _pkg.__spec__ = _spec
         sys.modules["rag"] = _pkg
 
-from rag.config import LimitsSettings  # noqa: E402
+from rag.config import LimitsSettings, OcrSettings  # noqa: E402
 from rag.errors import LoaderError, RagError  # noqa: E402
 from rag.types import ParsedDocument, Segment  # noqa: E402
 
@@ -140,7 +140,8 @@ def _is_memory(exc: BaseException) -> bool:
     return False
 
 
-def load_captured(path: Path, source: str, max_bytes: int, limits: LimitsSettings) -> Loaded:
+def load_captured(path: Path, source: str, max_bytes: int, limits: LimitsSettings,
+                  ocr: OcrSettings | None = None) -> Loaded:
     """Load one file with the checks of `limits`; never raises for a bad file."""
     from ingest.loaders import load_file
 
@@ -148,7 +149,7 @@ def load_captured(path: Path, source: str, max_bytes: int, limits: LimitsSetting
     doc, reason, memory = None, None, False
     with captured_notes() as notes:
         try:
-            doc = load_file(path, max_bytes=max_bytes, source=source, limits=limits)
+            doc = load_file(path, max_bytes=max_bytes, source=source, limits=limits, ocr=ocr)
         except Exception as exc:  # noqa: BLE001 - a bad file must come back as a reason, whatever broke
             memory = _is_memory(exc)
             reason = (memory_reason(limits) if memory else exc.reason if isinstance(exc, LoaderError)
@@ -236,7 +237,8 @@ def serve(parent: int) -> None:
     write_frame(out, {"ready": True, "pid": os.getpid(), "rss_mb": _vm_kb("VmRSS") / 1024})
     while (task := read_frame(inp)) is not None:
         _reset_peak()
-        loaded = load_captured(Path(task["path"]), task["source"], int(task["max_bytes"]), limits)
+        ocr = OcrSettings(**task["ocr"]) if task.get("ocr") else None
+        loaded = load_captured(Path(task["path"]), task["source"], int(task["max_bytes"]), limits, ocr)
         loaded.peak_mb = _vm_kb("VmHWM") / 1024
         msg = loaded.to_json()
         msg["id"], msg["rss_mb"] = task["id"], _vm_kb("VmRSS") / 1024

@@ -37,7 +37,7 @@ from typing import IO, Any
 
 from ingest.sources import FileItem, Item
 from ingest.worker import Loaded, load_captured, memory_reason
-from rag.config import LimitsSettings
+from rag.config import LimitsSettings, OcrSettings
 from rag.errors import LoaderError, RagError
 
 log = logging.getLogger(__name__)
@@ -52,6 +52,7 @@ class _Task:
     source: str
     max_bytes: int
     future: Future[Loaded]
+    ocr: dict[str, Any] | None = None  # OcrSettings as JSON; None: OCR as by default
 
 
 @dataclass
@@ -98,13 +99,14 @@ class LoaderPool:
     def closed(self) -> bool:
         return self._closed
 
-    def submit(self, path: Path, source: str, max_bytes: int) -> Future[Loaded]:
+    def submit(self, path: Path, source: str, max_bytes: int, ocr: OcrSettings | None = None) -> Future[Loaded]:
         fut: Future[Loaded] = Future()
         with self._lock:
             if self._closed:
                 raise RagError("the loader pool is closed")
             self._ids += 1
-            self._pending.append(_Task(self._ids, str(path), source, max_bytes, fut))
+            self._pending.append(_Task(self._ids, str(path), source, max_bytes, fut,
+                                       ocr.model_dump(mode="json") if ocr is not None else None))
         os.write(self._wake_w, b"x")
         return fut
 
@@ -186,7 +188,8 @@ class LoaderPool:
 
     def _send(self, w: _Worker, task: _Task) -> None:
         w.task, w.deadline = task, time.monotonic() + self.limits.file_timeout_s
-        self._write(w, {"id": task.id, "path": task.path, "source": task.source, "max_bytes": task.max_bytes})
+        self._write(w, {"id": task.id, "path": task.path, "source": task.source, "max_bytes": task.max_bytes,
+                        "ocr": task.ocr})
 
     def _readable(self, w: _Worker) -> None:
         try:
@@ -290,14 +293,14 @@ class FileLoading:
     def start(self, group: list[tuple[Item, str, int]]) -> list[Pending]:
         files = [item for item, _h, _s in group if isinstance(item, FileItem)]
         pool = shared_pool(self.limits) if self.limits.isolate and files else None
-        return [pool.submit(item.path, item.source, self.max_bytes) if pool and isinstance(item, FileItem)
+        return [pool.submit(item.path, item.source, self.max_bytes, item.ocr) if pool and isinstance(item, FileItem)
                 else None for item, _h, _s in group]
 
     def result(self, item: Item, pending: Pending) -> Loaded:
         if pending is not None:
             return pending.result()
         if isinstance(item, FileItem):
-            return load_captured(item.path, item.source, self.max_bytes, self.limits)
+            return load_captured(item.path, item.source, self.max_bytes, self.limits, item.ocr)
         t0 = time.perf_counter()
         try:
             return Loaded(item.load(self.max_bytes), seconds=time.perf_counter() - t0)

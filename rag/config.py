@@ -98,6 +98,23 @@ class LimitsSettings(BaseModel):
     max_text_chars: int = Field(10_000_000, ge=1000, description="Characters of text extracted from one file.")
 
 
+class OcrSettings(BaseModel):
+    """Reading scanned PDF pages and PNG/JPEG/TIFF files (ingest.ocr; `pip install 'rag-platform[ocr]'`).
+
+    OCR runs only on pages without a text layer that hold an image, one page at a time.
+    """
+
+    enabled: bool = Field(True, description="Off: scanned pages are reported as such and images refused.")
+    engine: Literal["auto", "rapidocr", "tesseract"] = Field(
+        "auto", description="tesseract: the system binary (apt-get install tesseract-ocr), faster and more "
+        "accurate on English here (bench/ocr.py); rapidocr: ONNX models inside its wheel, no system package; "
+        "auto: tesseract when installed, else rapidocr.")
+    dpi: int = Field(150, ge=50, le=600, description="Resolution PDF pages are rendered at for OCR.")
+    page_timeout_s: float = Field(60.0, gt=0, description="Per page: lines not read by then are left out, "
+                                  "and the page is recorded in the document's metadata (ocr.timed_out).")
+    min_confidence: float = Field(0.5, ge=0, le=1, description="Lines read with lower confidence are dropped.")
+
+
 class IndexSettings(BaseModel):
     """How the dense and sparse indexes are built."""
 
@@ -247,6 +264,7 @@ class Settings(BaseSettings):
     chunking: ChunkingSettings = ChunkingSettings()
     ingest: IngestSettings = IngestSettings()
     limits: LimitsSettings = LimitsSettings()
+    ocr: OcrSettings = OcrSettings()
     index: IndexSettings = IndexSettings()
     retrieval: RetrievalSettings = RetrievalSettings()
     rerank: RerankSettings = RerankSettings()

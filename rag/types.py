@@ -23,6 +23,7 @@ class Segment:
     end: int
     page: int | None = None
     heading_path: tuple[str, ...] = ()
+    kind: str = "text"  # "row": one table row, chunked alone and never merged (ingest.tables)
 
 
 @dataclass(frozen=True)

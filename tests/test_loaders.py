@@ -51,7 +51,10 @@ def test_pdf_keeps_page_numbers() -> None:
     assert doc.media_type == "application/pdf"
     assert doc.source == str((DOCS / "sample_pdf_1.pdf").resolve())
     assert doc.metadata["pages"] == 4 and doc.metadata["pages_without_text"] == [3]
-    assert [s.page for s in doc.segments] == [1, 2, 4]  # page 3 is blank
+    assert [s.page for s in doc.segments if s.kind == "text"] == [1, 2, 4]  # page 3 is blank
+    rows = [(s.page, s.heading_path, doc.text[s.start:s.end]) for s in doc.segments if s.kind == "row"]
+    assert doc.metadata["tables"] == 1 and len(rows) == 4  # pdfplumber's table on page 1, one row each
+    assert rows[2] == (1, ("Table 1",), "C; Column 1: 23.53%; Column 2: A short string.")
     assert pages_with(doc, "Adobe Systems") == [1]
     assert pages_with(doc, "Page 4 of Sample PDF") == [4]
     assert "specification" in doc.text and "\ufb01" not in doc.text  # ligature undone
@@ -67,9 +70,11 @@ def test_second_pdf_pages() -> None:
     assert pages_with(doc, "backlink") == [4]
 
 
-def test_pdf_without_text_layer_is_reported() -> None:
-    with pytest.raises(LoaderError, match="no text layer; OCR not available"):
-        load_file(DOCS / "non_text_searchable.pdf", max_bytes=10 * MB)
+def test_pdf_without_text_layer_is_reported_when_ocr_is_off() -> None:
+    from rag.config import OcrSettings
+
+    with pytest.raises(LoaderError, match="no text layer; OCR is off"):
+        load_file(DOCS / "non_text_searchable.pdf", max_bytes=10 * MB, ocr=OcrSettings(enabled=False))
 
 
 def test_truncated_pdf_is_an_error() -> None:
@@ -138,9 +143,11 @@ def test_docx_made_here_sections_tables_and_section_breaks(tmp_path: Path) -> No
     doc = load_file(path, max_bytes=MB)
     check_segments(doc)
     assert doc.title == "Handbook"
-    assert [(s.heading_path, s.page) for s in doc.segments] == [
-        (("Intro",), 1), (("Intro", "Install"), 1), (("Usage",), 2)]
-    assert "name | size\nmodel | 384\nmerged note\n" in doc.text  # a merged cell once
+    assert [(s.heading_path, s.page, s.kind) for s in doc.segments] == [
+        (("Intro",), 1, "text"), (("Intro", "Install"), 1, "text"), (("Intro", "Install"), 1, "row"),
+        (("Intro", "Install"), 1, "row"), (("Intro", "Install"), 1, "text"), (("Usage",), 2, "text")]
+    rows = [doc.text[s.start:s.end] for s in doc.segments if s.kind == "row"]
+    assert rows == ["name: model; size: 384", "name: merged note"]  # a merged cell once
     assert pages_with(doc, "Still page one.") == [1]
     assert pages_with(doc, "On page two.") == [2]
 
@@ -199,7 +206,8 @@ def test_short_html_keeps_headings_and_drops_boilerplate() -> None:
 def test_xlsx_both_sheets() -> None:
     doc = load("basic_tables_two_sheets.xlsx")
     assert doc.metadata["sheets"] == ["Basic Table", "Table Missing Value"]
-    assert [s.heading_path for s in doc.segments] == [("Basic Table",), ("Table Missing Value",)]
+    assert [(s.heading_path, s.kind) for s in doc.segments] == [
+        (("Basic Table",), "row"), (("Table Missing Value",), "row")]
     assert "col_a: 1.5; col_b: test" in doc.text
     assert "col_c: True" in doc.text and "col_d" not in doc.text  # the missing value is left out
 
@@ -248,8 +256,8 @@ def test_csv_rows_carry_headers(tmp_path: Path) -> None:
     check_segments(doc)
     assert doc.media_type == "text/csv"
     assert "city: city7; country: FR; population: 7000" in doc.text
-    assert len(doc.segments) == 3  # 50 + 50 + 20 rows
-    assert doc.text[doc.segments[2].start:].count("\n") == 19
+    assert len(doc.segments) == 120 and {s.kind for s in doc.segments} == {"row"}  # one row each
+    assert doc.text[doc.segments[7].start:doc.segments[7].end] == "city: city7; country: FR; population: 7000"
 
 
 @pytest.mark.parametrize(
@@ -310,9 +318,9 @@ def test_oversize_file(tmp_path: Path) -> None:
 
 
 def test_unsupported_suffix(tmp_path: Path) -> None:
-    (tmp_path / "image.png").write_bytes(b"\x89PNG....")
-    with pytest.raises(LoaderError, match=r"unsupported file type '\.png'.*\.docx.*\.pdf"):
-        load_file(tmp_path / "image.png", max_bytes=MB)
+    (tmp_path / "image.bmp").write_bytes(b"BM....")
+    with pytest.raises(LoaderError, match=r"unsupported file type '\.bmp'.*\.docx.*\.pdf"):
+        load_file(tmp_path / "image.bmp", max_bytes=MB)
 
 
 def test_missing_file_is_a_loader_error(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+from ingest.ocr import ocr_note
 from rag.types import Hit
 
 
@@ -71,6 +72,7 @@ def citation_cards(answer: Any, names: dict[str, str] | None = None, *, cited_on
         doc = display_name(hit.source, names)
         mark = {True: "✓ verified", False: "✗ not verified", None: "not cited"}[verified]
         page = f" · p. {hit.page}" if hit.page is not None else ""
+        page += ocr_note(hit.metadata, hit.page)  # text read by OCR, with its confidence
         cards.append(CitationCard(n=n, label=f"[{n}] {doc}{page} · {mark}", document=doc, page=hit.page,
                                   section=" › ".join(hit.heading_path), passage_html=highlight(hit.text, *span),
                                   claims=[c.sentence for c in cites], verified=verified))

@@ -1,0 +1,195 @@
+"""OCR benchmark: SciFact abstracts rendered to page images with Pillow, read back by each engine.
+
+For each engine (rapidocr, tesseract), in one run on the same pages:
+
+* pages/s (one page at a time, as ingestion runs it): wall clock, and from CPU time as
+  2 / (CPU seconds per page), what two dedicated cores give when the engine keeps both busy
+  (the wall figure on a shared machine says more about the neighbours than the engine);
+* character error rate: Levenshtein distance between the OCR text and the rendered text
+  (whitespace collapsed on both sides) over the rendered text's length;
+* retrieval: nDCG@10 of SciFact test queries over a collection of the OCR'd pages plus
+  distractor abstracts, against the same collection built from the pages' text
+  (hybrid search, default settings). The distractors are identical in every arm.
+
+Pages are the abstracts judged relevant to the first test queries (sorted by id), rendered
+as a US Letter page at 150 dpi, 11 pt DejaVu-like sans (Pillow's built-in FreeType font).
+
+Run from the repository root:
+
+    .venv/bin/python bench/ocr.py                       # 100 pages -> bench/results/ocr.json
+    .venv/bin/python bench/ocr.py --pages 20 --distractors 300 --out /tmp/ocr.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import sys
+import tempfile
+import textwrap
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from eval.datasets import load_beir  # noqa: E402
+from eval.metrics import dedupe, ndcg_at_k  # noqa: E402
+from ingest.ocr import engine, read_images  # noqa: E402
+from rag import RAG  # noqa: E402
+from rag.config import OcrSettings  # noqa: E402
+from rag.types import SourceText  # noqa: E402
+
+SCIFACT = REPO.parent / "shared" / "data" / "scifact"
+DEFAULT_OUT = REPO / "bench" / "results" / "ocr.json"
+DPI, WIDTH, HEIGHT = 150, 1275, 1650  # US Letter at 150 dpi
+
+
+def render_page(title: str, text: str) -> tuple[Any, str]:
+    """A page image and exactly the text drawn on it (what OCR should give back)."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.load_default(size=23)  # 11 pt at 150 dpi
+    bold = ImageFont.load_default(size=27)
+    img = Image.new("L", (WIDTH, HEIGHT), 255)
+    draw = ImageDraw.Draw(img)
+    y, drawn = 110, []
+    for line in textwrap.wrap(title, 70):
+        draw.text((110, y), line, fill=0, font=bold)
+        drawn.append(line)
+        y += 38
+    y += 20
+    for line in textwrap.wrap(text, 88):
+        if y > HEIGHT - 120:
+            break
+        draw.text((110, y), line, fill=0, font=font)
+        drawn.append(line)
+        y += 33
+    return img.convert("RGB"), " ".join(drawn)
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process (all its threads) and of finished children (tesseract runs as one)."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def levenshtein(a: str, b: str) -> int:
+    """Edit distance, one numpy row per character of `a`."""
+    if not a or not b:
+        return max(len(a), len(b))
+    bb = np.frombuffer(b.encode("utf-32-le"), dtype=np.uint32)
+    idx = np.arange(len(b) + 1)
+    prev = idx.copy()
+    for i, ch in enumerate(a, start=1):
+        cost = (bb != ord(ch)).astype(np.int64)
+        tmp = np.empty_like(prev)
+        tmp[0] = i
+        tmp[1:] = np.minimum(prev[1:] + 1, prev[:-1] + cost)
+        prev = np.minimum.accumulate(tmp - idx) + idx  # the insertions along the row
+    return int(prev[-1])
+
+
+def cer(ocr: str, truth: str) -> float:
+    a, b = " ".join(ocr.split()), " ".join(truth.split())
+    return levenshtein(a, b) / max(len(b), 1)
+
+
+def pick(data: Any, pages: int) -> tuple[list[str], dict[str, str]]:
+    """Relevant docs of the first test queries (by id) until `pages` docs; the queries fully covered."""
+    docs: list[str] = []
+    queries: dict[str, str] = {}
+    for qid in sorted(data.qrels, key=lambda q: int(q) if q.isdigit() else q):
+        rel = [d for d in data.qrels[qid] if d in data.corpus]
+        if len(docs) + len(set(rel) - set(docs)) > pages:
+            break
+        docs += [d for d in rel if d not in docs]
+        queries[qid] = data.queries[qid]
+    return docs, queries
+
+
+def ndcg(rag: RAG, collection: str, queries: dict[str, str], qrels: dict[str, dict[str, int]]) -> float:
+    scores = []
+    for qid, q in queries.items():
+        hits = rag.search(q, collection=collection, k=20)
+        ranked = dedupe([h.source for h in hits])  # a page cut into two chunks counts once
+        scores.append(ndcg_at_k(ranked, qrels[qid], 10))
+    return float(np.mean(scores))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--pages", type=int, default=100)
+    ap.add_argument("--distractors", type=int, default=1000)
+    ap.add_argument("--engines", default="rapidocr,tesseract")
+    ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    args = ap.parse_args()
+
+    data = load_beir(SCIFACT, "test")
+    doc_ids, queries = pick(data, args.pages)
+    pages = [render_page(*data.corpus[d]) for d in doc_ids]
+    print(f"{len(pages)} pages rendered ({WIDTH}x{HEIGHT}, {DPI} dpi); {len(queries)} queries judge only these pages")
+    results: dict[str, Any] = {}
+    texts: dict[str, list[str]] = {}
+    for name in args.engines.split(","):
+        settings = OcrSettings(engine=name, page_timeout_s=600)  # type: ignore[arg-type]
+        engine(name)  # load models before timing
+        read_images([(1, pages[0][0].crop((0, 0, 400, 200)))], settings, "warm-up")
+        t0, c0 = time.perf_counter(), cpu_seconds()
+        per_page, outs = [], []
+        for i, (img, _truth) in enumerate(pages, start=1):
+            tp = time.perf_counter()
+            outs.append(read_images([(i, img)], settings, f"page {i}")[i])
+            per_page.append(time.perf_counter() - tp)
+        wall, cpu = time.perf_counter() - t0, cpu_seconds() - c0
+        cers = [cer(o.text, truth) for o, (_img, truth) in zip(outs, pages, strict=True)]
+        texts[name] = [o.text for o in outs]
+        results[name] = {"pages": len(pages), "seconds": round(wall, 2), "pages_per_s": round(len(pages) / wall, 3),
+                         "cpu_s_per_page": round(cpu / len(pages), 2),
+                         "pages_per_s_2_cores": round(2 * len(pages) / cpu, 3),
+                         "median_s_per_page": round(statistics.median(per_page), 2),
+                         "cer_mean": round(float(np.mean(cers)), 4), "cer_median": round(float(np.median(cers)), 4),
+                         "confidence_mean": round(float(np.mean([o.confidence for o in outs])), 4)}
+        print(name, results[name], flush=True)
+
+    # Retrieval: the same distractors in every arm; the judged pages as text or as OCR output.
+    pool = [d for d in sorted(data.corpus) if d not in set(doc_ids)][: args.distractors]
+    distractors = [SourceText(source=d, text=data.corpus[d][1], title=data.corpus[d][0]) for d in pool]
+    qrels = {q: data.qrels[q] for q in queries}
+    retrieval: dict[str, float] = {}
+    with tempfile.TemporaryDirectory() as home:
+        rag = RAG.open(home)
+        arms = {"text": [truth for _img, truth in pages], **{f"ocr-{n}": t for n, t in texts.items()}}
+        for arm, bodies in arms.items():
+            docs = [SourceText(source=d, text=b) for d, b in zip(doc_ids, bodies, strict=True)]
+            rag.ingest_texts(distractors + docs, collection=arm.replace("-", "_"))
+            retrieval[arm] = round(ndcg(rag, arm.replace("-", "_"), queries, qrels), 4)
+            print(f"nDCG@10 {arm}: {retrieval[arm]}", flush=True)
+
+    print("\n| engine | pages | CPU s/page | pages/s on 2 cores (from CPU time) | pages/s wall (shared machine) "
+          "| CER mean | CER median | nDCG@10 OCR | nDCG@10 text |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for name, r in results.items():
+        print(f"| {name} | {r['pages']} | {r['cpu_s_per_page']:.2f} | {r['pages_per_s_2_cores']:.3f} "
+              f"| {r['pages_per_s']:.3f} | {r['cer_mean']:.4f} "
+              f"| {r['cer_median']:.4f} | {retrieval.get('ocr-' + name, float('nan')):.4f} | {retrieval['text']:.4f} |")
+    out = {"when": datetime.now(UTC).isoformat(timespec="seconds"), "machine": platform.platform(),
+           "cpus": os.cpu_count(), "load_avg_at_end": os.getloadavg(), "pages": len(pages),
+           "queries": len(queries), "distractors": len(pool), "dpi": DPI, "engines": results,
+           "ndcg_at_10": retrieval}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
