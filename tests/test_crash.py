@@ -89,7 +89,7 @@ def assert_agree(rag: RAG) -> None:
             assert per_doc.get(doc.id, 0) == doc.chunk_count > 0, doc.source_uri
         ledger = set(s.scalars(select(Chunk.id).where(Chunk.collection_id == coll.id)))
     index = rag.store.index("c")
-    dense_ids, _ = index.dense.search(np.ones(index.dense._index.d, np.float32), index.dense.size)
+    dense_ids, _ = index.dense.search(np.ones(index.dense.dim, np.float32), index.dense.size)
     assert set(dense_ids.tolist()) == ledger == set(index.sparse.ids.tolist())
     assert index.dense.size == len(ledger) == index.sparse.size, "no duplicates in the indexes"
 
