@@ -154,8 +154,7 @@ def collect_garbage(root: Path) -> None:
     for path in snaps[:-KEEP_SNAPSHOTS]:
         path.unlink(missing_ok=True)
     for path in (root / "seg").glob("*") if (root / "seg").is_dir() else []:
-        young = now - path.stat().st_mtime < 3600
-        if path.name not in used_segs and not (path.name.startswith(".tmp-") and young):
+        if path.name not in used_segs and now - path.stat().st_mtime > 3600:  # a merge may be about to publish it
             shutil.rmtree(path, ignore_errors=True)
     for path in (root / "del").glob("*") if (root / "del").is_dir() else []:
         if path.name not in used_dels and not (path.name.startswith(".tmp-") and now - path.stat().st_mtime < 3600):
