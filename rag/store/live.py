@@ -88,9 +88,11 @@ class LiveIndex:
         return snap
 
     # -- writing -----------------------------------------------------------------------
-    def base_for_write(self, name: str, ledger_revision: int) -> idx.Snapshot:
+    def base_for_write(self, name: str, ledger_revision: int) -> idx.Snapshot | None:
         """Under the writer lock: the snapshot a write builds on, caught up with the ledger first."""
         snap = self.load(name)
+        if snap is None and ledger_revision == 0:  # a new collection: the first batch is the first segment
+            return None
         if snap is None or snap.revision != ledger_revision:
             snap = self.sync(name)
         return snap

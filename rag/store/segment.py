@@ -138,6 +138,8 @@ def merge(parts: list[tuple[Segment, np.ndarray]], *, dense_kind: str, hnsw_m: i
     inverse[order] = np.arange(len(order))
     term = np.concatenate(t_all) if t_all else np.zeros(0, np.int64)
     row = inverse[np.concatenate(r_all)] if r_all else np.zeros(0, np.int64)
+    used = np.unique(term)  # terms only deleted rows held leave the vocabulary
+    vocab, term = [vocab[i] for i in used], np.searchsorted(used, term)
     indptr, rows, tf = _csc(term, row, len(vocab), len(order), np.concatenate(c_all) if c_all else None)
     dim = parts[0][0].vectors.shape[1] if parts else 0
     vectors = np.ascontiguousarray(np.concatenate(vecs)[order]) if vecs else np.zeros((0, dim), np.float32)
