@@ -229,6 +229,10 @@ from apps.cli_app import app_cmd  # the Streamlit app
 from apps.cli_eval import eval_app, finetune_cmd  # noqa: E402 - evaluation commands
 
 app.add_typer(eval_app, name="eval")
+
+from apps.cli_index import compact_cmd  # noqa: E402 - index maintenance
+
+app.command("compact")(compact_cmd)
 app.command("finetune")(finetune_cmd)
 app.command("app")(app_cmd)
 
