@@ -279,22 +279,24 @@ class LocalStore:
         """Attach text and source metadata to ranked ids (done last, off the hot path)."""
         if not len(ids):
             return []
-        with self.sessions() as s:
-            rows = s.execute(select(Chunk, Document).join(Document, Chunk.document_id == Document.id)
+        cols = (Chunk.id, Chunk.text, Chunk.page, Chunk.heading_path, Chunk.char_start, Chunk.char_end,
+                Document.id, Document.source_uri, Document.title, Document.media_type, Document.metadata_)
+        with self.sessions() as s:  # plain columns: ORM objects cost more than the search itself
+            rows = s.execute(select(*cols).join(Document, Chunk.document_id == Document.id)
                              .where(Chunk.id.in_([int(i) for i in ids]))).all()
-        by_id = {c.id: (c, d) for c, d in rows}
+        by_id = {r[0]: r for r in rows}
         out = []
         for cid, score in zip(ids, scores, strict=True):
-            if int(cid) not in by_id:  # deleted since the index was built
+            r = by_id.get(int(cid))
+            if r is None:  # deleted since the snapshot was published
                 continue
-            c, d = by_id[int(cid)]
-            out.append(Hit(chunk_id=c.id, score=float(score), text=c.text, document_id=d.id,
-                           source=d.source_uri, title=d.title, page=c.page,
-                           heading_path=tuple(c.heading_path or ()), char_start=c.char_start,
-                           char_end=c.char_end, media_type=d.media_type,
-                           ranks={n: r[int(cid)] for n, r in ranks.items() if int(cid) in r},
+            out.append(Hit(chunk_id=r[0], score=float(score), text=r[1], document_id=r[6],
+                           source=r[7], title=r[8], page=r[2],
+                           heading_path=tuple(r[3] or ()), char_start=r[4],
+                           char_end=r[5], media_type=r[9],
+                           ranks={n: rk[int(cid)] for n, rk in ranks.items() if int(cid) in rk},
                            scores={n: v[int(cid)] for n, v in raw.items() if int(cid) in v},
-                           metadata=dict(d.metadata_ or {})))
+                           metadata=dict(r[10] or {})))
         return out
 
     def chunk_count(self, name: str) -> int:

@@ -66,9 +66,9 @@ def allowed_chunk_ids(s: Session, collection_id: int, filters: Filters) -> np.nd
     conds, python = _conditions(filters, sqlite)
     where = and_(Document.collection_id == collection_id, Document.status == "ok", *conds)
     if not python:
-        ids = s.scalars(select(Chunk.id).join(Document, Chunk.document_id == Document.id).where(where)
-                        .order_by(Chunk.id))
-        return np.fromiter(ids, dtype=np.int64)
+        rows = s.connection().execute(select(Chunk.id).join(Document, Chunk.document_id == Document.id)
+                                      .where(where).order_by(Chunk.id)).scalars().all()  # Core: no ORM per row
+        return np.array(rows, dtype=np.int64)
     docs = [d for d, src, mt, meta, upd in s.execute(select(
         Document.id, Document.source_uri, Document.media_type, Document.metadata_, Document.updated_at).where(where))
         if filters.match_document(src, mt, meta or {}, upd)]
