@@ -143,7 +143,10 @@ def publish(root: Path, manifest: dict[str, Any]) -> str:
 
 def collect_garbage(root: Path) -> None:
     """Drop files no recent snapshot names, the pre-segment format's folders, and stale temp files."""
-    snaps = sorted(root.glob("snap-*.json"), key=lambda p: p.name)
+    current = current_name(root)  # never collected, whatever the clock says
+    snaps = sorted((p for p in root.glob("snap-*.json") if p.name != current), key=lambda p: p.stat().st_mtime_ns)
+    if current:
+        snaps.append(root / current)
     keep, used_segs, used_dels = snaps[-KEEP_SNAPSHOTS:], set(), set()
     for path in keep:
         with contextlib.suppress(OSError, ValueError):
