@@ -213,6 +213,10 @@ from apps.cli_sync import sync_cmd, watch_cmd  # noqa: E402 - rag sync, rag watc
 app.command("sync")(sync_cmd)
 app.command("watch")(watch_cmd)
 app.add_typer(eval_app, name="eval")
+
+from apps.cli_index import compact_cmd  # noqa: E402 - index maintenance
+
+app.command("compact")(compact_cmd)
 app.command("finetune")(finetune_cmd)
 app.command("app")(app_cmd)
 app.command("mcp")(mcp_cmd)

@@ -189,7 +189,7 @@ class RAG:
         self.store.delete_collection(name)
 
     def delete_document(self, collection: str, document_id: int) -> str:
-        """Remove one document and its chunks, rebuild the index; returns its source.
+        """Remove one document and its chunks (deleted from the index too); returns its source.
 
         The source file itself is left alone: it may be the user's own file.
         """
@@ -204,8 +204,7 @@ class RAG:
         if source is None:
             raise NotFoundError(f"no document with id {document_id} in collection {collection!r}; "
                                 f"`rag docs {collection}` lists them")
-        self.store.write_batch(coll, [], removed=[source])  # bumps the revision: readers rebuild the index
-        self.store.rebuild_index(collection)
+        self.store.write_batch(coll, [], removed=[source])  # marks its chunks deleted in the index: no rebuild
         return str(source)
 
     def reindex(self, collection: str) -> dict[str, Any]:

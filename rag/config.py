@@ -118,7 +118,14 @@ class OcrSettings(BaseModel):
 class IndexSettings(BaseModel):
     """How the dense and sparse indexes are built."""
 
-    dense: Literal["flat", "hnsw"] = "flat"
+    dense: Literal["flat", "hnsw", "auto"] = Field(
+        "auto", description="Dense search per index segment: exact (flat), HNSW, or auto: HNSW for segments "
+        "of at least hnsw_min_rows chunks, exact below.")
+    hnsw_min_rows: int = Field(50_000, ge=1, description="auto: segments this large are searched with HNSW.")
+    merge_factor: int = Field(8, ge=2, description="Segments of one size tier merged together (rag.store.merge).")
+    merge_floor_rows: int = Field(2_000, ge=1, description="Segments under this many chunks share the lowest tier.")
+    merge_deleted_ratio: float = Field(0.3, gt=0.0, le=1.0, description="A segment with more deleted rows is rewritten.")
+    background_merge: bool = Field(True, description="Merge segments in a background thread after writes.")
     hnsw_m: int = 32
     hnsw_ef_search: int = 64
     hnsw_ef_construction: int = 80

@@ -79,10 +79,10 @@ def retrieve(req: RetrievalRequest, store: Any, embedder: Any, reranker: Any = N
     ids, scores = fuse(req, runs)
     use_rerank = req.rerank and reranker is not None
     n = max(req.k, req.rerank_depth) if use_rerank else req.k
-    ids, scores = ids[:n], scores[:n]
+    ids, scores = ids[:2 * n], scores[:2 * n]  # spares: chunks deleted after the snapshot are dropped by hits()
     ranks = {name: {int(c): r + 1 for r, c in enumerate(rids)} for name, (rids, _s) in runs.items()}
     raw = {name: {int(c): float(v) for c, v in zip(rids, rs, strict=True)} for name, (rids, rs) in runs.items()}
-    hits = store.hits(ids.tolist(), scores.tolist(), ranks, raw)
+    hits = store.hits(ids.tolist(), scores.tolist(), ranks, raw)[:n]
     if use_rerank:
         hits = reranker.rerank(req.query, hits, req.rerank_depth)
     return hits[:req.k]

@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import func, select
 
 from rag import RAG, SourceText
-from rag.config import IngestSettings, Settings
+from rag.config import IndexSettings, IngestSettings, Settings
 from rag.store.ledger import Chunk, Document
 
 N_DOCS = 40
@@ -33,18 +33,45 @@ SCRIPT = textwrap.dedent("""
     import os, signal, sys
     os.environ["HF_HUB_OFFLINE"] = "1"
     sys.path.insert(0, {tests!r})
+    import numpy as np
     from test_crash import corpus
     from rag import RAG
-    from rag.config import IngestSettings, Settings
+    from rag.config import IndexSettings, IngestSettings, Settings
     import rag.store.index as idx
+    import rag.store.segment as sg
 
-    if {kill_in_swap!r}:
+    mode, calls = {mode!r}, [0]
+    def die():
+        os.kill(os.getpid(), signal.SIGKILL)
+    if mode == "segment-write":  # the third batch's segment: some files written, never renamed into place
+        real_save = sg.save
+        def save_then_die(seg, parent):
+            calls[0] += 1
+            if calls[0] == 3:
+                tmp = parent / (".tmp-" + seg.name)
+                tmp.mkdir(parents=True)
+                np.save(tmp / "ids.npy", seg.ids)
+                die()
+            return real_save(seg, parent)
+        sg.save = save_then_die
+    if mode == "index-swap":  # the third snapshot is written but CURRENT never points at it
         real_replace = idx.os.replace
         def replace_then_die(src, dst):
-            os.kill(os.getpid(), signal.SIGKILL)  # dies before CURRENT points at the new version
+            calls[0] += str(dst).endswith("CURRENT")
+            if calls[0] == 3:
+                die()
+            return real_replace(src, dst)
         idx.os.replace = replace_then_die
-    rag = RAG.open(settings=Settings(home={home!r}, ingest=IngestSettings(batch_files=4)))
+    if mode == "merge":  # a background merge dies after building its segment, before saving it
+        real_merge = sg.merge
+        def merge_then_die(*a, **kw):
+            real_merge(*a, **kw)
+            die()
+        sg.merge = merge_then_die
+    index = IndexSettings(merge_factor=2, merge_floor_rows=1) if mode == "merge" else IndexSettings()
+    rag = RAG.open(settings=Settings(home={home!r}, ingest=IngestSettings(batch_files=4), index=index))
     rag.ingest_texts(corpus(), collection="c")
+    rag.store.wait_background()
 """)
 
 
@@ -58,14 +85,14 @@ def docs_in_db(db: Path) -> int:
         return 0
 
 
-def run_and_kill(home: Path, *, kill_in_swap: bool) -> int:
-    code = SCRIPT.format(tests=str(Path(__file__).parent), home=str(home), kill_in_swap=kill_in_swap)
+def run_and_kill(home: Path, *, mode: str) -> int:
+    code = SCRIPT.format(tests=str(Path(__file__).parent), home=str(home), mode=mode)
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.time() + 240
     try:
         while proc.poll() is None and time.time() < deadline:
             n = docs_in_db(home / "rag.db")
-            if not kill_in_swap and 0 < n < N_DOCS:
+            if mode == "mid-batches" and 0 < n < N_DOCS:
                 os.kill(proc.pid, signal.SIGKILL)
                 break
             time.sleep(0.05)
@@ -89,27 +116,33 @@ def assert_agree(rag: RAG) -> None:
             assert per_doc.get(doc.id, 0) == doc.chunk_count > 0, doc.source_uri
         ledger = set(s.scalars(select(Chunk.id).where(Chunk.collection_id == coll.id)))
     index = rag.store.index("c")
-    dense_ids, _ = index.dense.search(np.ones(index.dense._index.d, np.float32), index.dense.size)
+    dense_ids, _ = index.dense.search(np.ones(index.dense.dim, np.float32), index.dense.size)
     assert set(dense_ids.tolist()) == ledger == set(index.sparse.ids.tolist())
     assert index.dense.size == len(ledger) == index.sparse.size, "no duplicates in the indexes"
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kill_in_swap", [False, True], ids=["mid-batches", "during-index-swap"])
-def test_sigkill_then_rerun_converges(tmp_path: Path, embedder, kill_in_swap: bool) -> None:
+@pytest.mark.parametrize("mode", ["mid-batches", "segment-write", "index-swap", "merge"])
+def test_sigkill_then_rerun_converges(tmp_path: Path, embedder, mode: str) -> None:
     home = tmp_path / "home"
-    committed = run_and_kill(home, kill_in_swap=kill_in_swap)
-    if kill_in_swap:
-        assert committed == N_DOCS, "all batches were committed before the index swap"
+    committed = run_and_kill(home, mode=mode)
+    if mode in ("segment-write", "index-swap"):
+        assert committed == 12, "three batches of four reached the ledger; the third never reached the index"
     else:
-        assert 0 < committed < N_DOCS
-    rag = RAG.open(settings=Settings(home=home, ingest=IngestSettings(batch_files=4)), embedder=embedder)
+        assert 0 < committed <= N_DOCS
+    settings = Settings(home=home, ingest=IngestSettings(batch_files=4),
+                        index=IndexSettings(merge_factor=2, merge_floor_rows=1))
+    rag = RAG.open(settings=settings, embedder=embedder)
     report = rag.ingest_texts(corpus(), collection="c")
     assert report.count("skipped") == committed
     assert report.count("ok") == N_DOCS - committed
+    rag.store.wait_background()
     assert_agree(rag)
+    rag.store.compact("c")
+    assert_agree(rag)
+    assert len(rag.store.index("c").segments) == 1
     hits = rag.search("doc 7", collection="c", k=3, mode="bm25")
-    assert hits, "the rebuilt index answers queries"
+    assert hits, "the recovered index answers queries"
 
 
 FILES_SCRIPT = textwrap.dedent("""

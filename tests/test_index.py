@@ -1,8 +1,7 @@
-"""Index folders: BM25 against the rank-bm25 reference, round trips, manifests, atomic swaps."""
+"""Index segments: BM25 against the references, collection-wide statistics, deletes, merges, snapshots."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +10,7 @@ import pytest
 from rag.config import IndexSettings
 from rag.errors import IndexMismatchError
 from rag.store import index as idx
+from rag.store import segment as sg
 from rag.store.sparse import SparseIndex, analyze
 
 TEXTS = [
@@ -44,76 +44,132 @@ def test_bm25_unknown_words_and_filter() -> None:
     assert got.tolist() == [3]
 
 
-def build(root: Path, dim: int = 8, n: int = 20, rev: int = 1, dense: str = "flat") -> idx.LoadedIndex:
-    rng = np.random.default_rng(rev)
-    vecs = rng.normal(size=(n, dim)).astype(np.float32)
-    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
-    ids = np.arange(100, 100 + n, dtype=np.int64)
-    texts = [f"passage {i} " + TEXTS[i % len(TEXTS)] for i in range(n)]
-    idx.write_index(root, ids=ids, vectors=vecs, texts=texts, cfg=IndexSettings(dense=dense),
-                    manifest={"collection": "c", "ledger_revision": rev, "embedder_id": "e", "dim": dim,
-                              "chunking_hash": "h"})
-    return idx.load_index(root, embedder_id="e", dim=dim, collection="c")
+def vectors(n: int, dim: int = 8, seed: int = 0) -> np.ndarray:
+    v = np.random.default_rng(seed).normal(size=(n, dim)).astype(np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def texts(n: int) -> list[str]:
+    return [f"passage {i} " + TEXTS[i % len(TEXTS)] for i in range(n)]
+
+
+def publish(root: Path, batches: list[tuple[np.ndarray, np.ndarray, list[str]]], dense: str = "flat",
+            deleted: np.ndarray | None = None) -> idx.Snapshot:
+    """Segments of the batches (ids, vectors, texts), with chunk ids `deleted` tombstoned, as one snapshot."""
+    refs = []
+    for ids, vecs, txts in batches:
+        seg = sg.build(ids, vecs, [analyze(t) for t in txts], dense_kind=dense)
+        sg.save(seg, root / "seg")
+        ref = {"name": seg.name, "rows": seg.size, "deleted": 0, "deletes": None, "dense": dense}
+        gone = seg.rows_of(deleted) if deleted is not None else np.zeros(0)
+        if len(gone):
+            ref.update(deleted=len(gone), deletes=idx.write_deletes(root, seg.name, gone))
+        refs.append(ref)
+    idx.publish(root, {"collection": "c", "ledger_revision": 1, "embedder_id": "e", "dim": 8, "segments": refs})
+    return idx.load_current(root, idx.SegmentCache(), IndexSettings(dense=dense), embedder_id="e", dim=8,
+                            collection="c")
+
+
+def test_bm25_over_segments_scores_like_bm25s(tmp_path: Path) -> None:
+    """Collection-wide statistics: three segments score exactly as one bm25s index over the same rows."""
+    n = 30
+    ids, vecs, txts = np.arange(n), vectors(n), texts(n)
+    snap = publish(tmp_path, [(ids[:10], vecs[:10], txts[:10]), (ids[10:12], vecs[10:12], txts[10:12]),
+                              (ids[12:], vecs[12:], txts[12:])])
+    ref = SparseIndex.build(ids, txts, IndexSettings())
+    for query in ["cats sleeping", "rank fusion passage", "passages vectors", "term frequency 7"]:
+        got_ids, got = snap.sparse.search(query, 10)
+        want = ref.scores(query)
+        assert np.allclose(got, want[got_ids], rtol=1e-5), query
+        assert set(got_ids.tolist()) == set(np.argsort(-want, kind="stable")[:10].tolist()) or \
+            np.allclose(np.sort(got)[::-1], np.sort(want)[::-1][:len(got)], rtol=1e-5), query
+
+
+def test_deleted_rows_vanish_and_statistics_follow(tmp_path: Path) -> None:
+    n = 30
+    ids, vecs, txts = np.arange(n), vectors(n), texts(n)
+    gone = np.array([3, 8, 13, 21], np.int64)
+    snap = publish(tmp_path / "a", [(ids[:15], vecs[:15], txts[:15]), (ids[15:], vecs[15:], txts[15:])], deleted=gone)
+    keep = np.setdiff1d(ids, gone)
+    fresh = publish(tmp_path / "b", [(keep, vecs[keep], [txts[i] for i in keep])])
+    assert snap.sparse.size == snap.dense.size == len(keep)
+    for query in ["cats", "rank fusion", "term frequency"]:
+        a, sa = snap.sparse.search(query, 10)
+        b, sb = fresh.sparse.search(query, 10)
+        assert a.tolist() == b.tolist() and np.allclose(sa, sb), query
+    q = vecs[3]
+    a, _ = snap.dense.search(q, 10)
+    b, _ = fresh.dense.search(q, 10)
+    assert a.tolist() == b.tolist() and 3 not in a.tolist()
 
 
 @pytest.mark.parametrize("dense", ["flat", "hnsw"])
-def test_save_load_round_trip_gives_identical_results(tmp_path: Path, dense: str) -> None:
-    loaded = build(tmp_path, dense=dense)
+def test_merge_keeps_results_and_drops_deleted_rows(tmp_path: Path, dense: str) -> None:
+    n = 40
+    ids, vecs, txts = np.arange(100, 100 + n), vectors(n), texts(n)
+    parts = [(ids[i:i + 10], vecs[i:i + 10], txts[i:i + 10]) for i in range(0, n, 10)]
+    snap = publish(tmp_path, parts, dense=dense, deleted=np.array([101, 125]))
+    merged = sg.merge([(s, live if live is not None else np.ones(s.size, bool))
+                       for s, live in zip(snap.segments, snap.live, strict=True)], dense_kind=dense)
+    assert merged.size == n - 2 and np.all(np.diff(merged.ids) > 0)
+    one = publish(tmp_path / "m", [(merged.ids, np.asarray(merged.vectors), [txts[i - 100] for i in merged.ids])],
+                  dense=dense)
     q = np.ones(8, np.float32) / np.sqrt(8)
-    a = loaded.dense.search(q, 5)
-    again = idx.load_index(tmp_path, embedder_id="e", dim=8, collection="c")
-    b = again.dense.search(q, 5)
-    assert a[0].tolist() == b[0].tolist() and np.allclose(a[1], b[1])
-    assert loaded.sparse.search("cats", 3)[0].tolist() == again.sparse.search("cats", 3)[0].tolist()
-    assert loaded.manifest["dense"]["kind"] == dense
+    assert snap.dense.search(q, 5)[0].tolist() == one.dense.search(q, 5)[0].tolist()
+    for query in ["cats", "passage 7 vectors"]:
+        assert snap.sparse.search(query, 8)[0].tolist() == one.sparse.search(query, 8)[0].tolist()
+    rows_m = {t: merged.postings(t)[0].size for t in merged.terms}
+    fresh = sg.build(merged.ids, np.asarray(merged.vectors), [analyze(txts[i - 100]) for i in merged.ids],
+                     dense_kind="flat")
+    assert rows_m == {t: fresh.postings(t)[0].size for t in fresh.terms}, "merged postings equal a fresh build's"
 
 
 def test_dense_filter_restricts_before_scoring(tmp_path: Path) -> None:
-    loaded = build(tmp_path, n=50)
+    n = 50
+    snap = publish(tmp_path, [(np.arange(100, 100 + n), vectors(n), texts(n))])
     allowed = np.array([101, 117, 140], np.int64)
-    ids, _ = loaded.dense.search(np.ones(8, np.float32), 10, allowed)
+    ids, _ = snap.dense.search(np.ones(8, np.float32), 10, allowed)
     assert sorted(ids.tolist()) == allowed.tolist(), "all allowed ids come back even if they rank low"
+    ids, _ = snap.sparse.search("cats", 10, np.array([103, 108, 111]))
+    assert set(ids.tolist()) <= {103, 108, 111} and ids.size
 
 
 def test_manifest_mismatch_is_a_clear_error(tmp_path: Path) -> None:
-    build(tmp_path)
+    publish(tmp_path, [(np.arange(5), vectors(5), texts(5))])
     with pytest.raises(IndexMismatchError, match="rag reindex c"):
-        idx.load_index(tmp_path, embedder_id="other-model", dim=8, collection="c")
+        idx.load_current(tmp_path, idx.SegmentCache(), IndexSettings(), embedder_id="other", dim=8, collection="c")
     with pytest.raises(IndexMismatchError, match="dim"):
-        idx.load_index(tmp_path, embedder_id="e", dim=16, collection="c")
+        idx.load_current(tmp_path, idx.SegmentCache(), IndexSettings(), embedder_id="e", dim=16, collection="c")
 
 
-def test_new_version_replaces_current_and_old_ones_are_collected(tmp_path: Path) -> None:
-    for rev in range(1, 5):
-        build(tmp_path, rev=rev)
-    current = idx.current_folder(tmp_path)
-    assert current is not None and json.loads((current / "manifest.json").read_text())["ledger_revision"] == 4
-    versions = [p for p in tmp_path.glob("v*") if p.is_dir()]
-    assert len(versions) == 2, "current plus one previous version for readers in flight"
+def test_old_snapshots_are_collected_and_no_temp_files_stay(tmp_path: Path) -> None:
+    for _ in range(6):
+        publish(tmp_path, [(np.arange(5), vectors(5), texts(5))])
+    assert len(list(tmp_path.glob("snap-*.json"))) == idx.KEEP_SNAPSHOTS
     assert not list(tmp_path.glob(".tmp-*")) and not list(tmp_path.glob(".CURRENT-*"))
+    assert idx.read_manifest(tmp_path)["format_version"] == idx.FORMAT_VERSION
 
 
-def test_failed_build_leaves_current_untouched(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    build(tmp_path, rev=1)
-    before = idx.current_folder(tmp_path)
+def test_failed_segment_write_leaves_current_untouched(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    publish(tmp_path, [(np.arange(5), vectors(5), texts(5))])
+    before = idx.current_name(tmp_path)
 
-    def boom(self: SparseIndex, folder: Path) -> None:
+    def boom(*_a: object, **_k: object) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(SparseIndex, "save", boom)
+    monkeypatch.setattr(sg.np, "save", boom)
     with pytest.raises(OSError):
-        build(tmp_path, rev=2)
-    assert idx.current_folder(tmp_path) == before
-    assert not list(tmp_path.glob(".tmp-*")), "the temp folder is removed"
-    assert idx.load_index(tmp_path, embedder_id="e", dim=8, collection="c").revision == 1
+        publish(tmp_path, [(np.arange(5), vectors(5), texts(5))])
+    assert idx.current_name(tmp_path) == before
+    assert not list((tmp_path / "seg").glob(".tmp-*")), "the temp folder is removed"
 
 
 def test_index_folder_holds_no_pickle(tmp_path: Path) -> None:
-    build(tmp_path)
-    folder = idx.current_folder(tmp_path)
-    for path in folder.rglob("*.npy"):
+    publish(tmp_path, [(np.arange(5), vectors(5), texts(5))], deleted=np.array([2]))
+    for path in tmp_path.rglob("*.npy"):
         np.load(path, allow_pickle=False)  # raises if an object array was pickled
-    assert {p.name for p in folder.iterdir()} >= {"dense.faiss", "bm25", "bm25_ids.npy", "manifest.json"}
+    seg = next((tmp_path / "seg").iterdir())
+    assert {p.name for p in seg.iterdir()} == set(sg.FILES)
 
 
 def test_store_refuses_another_embedder(rag, tmp_path: Path, embedder) -> None:

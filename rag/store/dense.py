@@ -1,88 +1,135 @@
-"""FAISS dense index keyed by ledger chunk ids (exact inner product or HNSW)."""
+"""Dense search over a snapshot's segments: exact (FAISS flat) or HNSW per segment, merged by score.
+
+Small segments are searched exactly; a segment at or above `IndexSettings.hnsw_min_rows`
+is built as HNSW when `dense="auto"` (`"flat"` / `"hnsw"` force one kind). Deleted rows
+and filters become one FAISS bitmap selector per segment; when few rows pass a filter the
+segment is scored exactly over just those rows (HNSW under a tight filter loses recall).
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
+import threading
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from rag.config import IndexSettings
+from rag.store.segment import Segment
+
+_local = threading.local()
 
 
-class DenseIndex:
-    """Inner-product search over L2-normalised vectors; ids are ledger chunk ids."""
+def set_search_threads(threads: int) -> None:
+    """Set OpenMP's team size once per calling thread (0: FAISS's default).
 
-    FILE = "dense.faiss"
+    One query gains nothing from OpenMP's team but pays its wake-up (measured 1.6 vs 6.9 ms
+    p50 on 2 busy cores over 10k vectors). OpenMP keeps this setting per thread, so it is set
+    once on each thread's first search, never changed and restored around every query as
+    before (which let one request's restore undo another's setting under a thread pool).
+    """
+    if threads <= 0 or getattr(_local, "threads", None) == threads:
+        return
+    import faiss
 
-    def __init__(self, index: Any, kind: str, ef_search: int = 64, threads: int = 1) -> None:
-        self._index = index
-        self.kind = kind
-        self.ef_search = ef_search
-        self.threads = threads
+    faiss.omp_set_num_threads(threads)
+    _local.threads = threads
 
-    @classmethod
-    def build(cls, ids: np.ndarray, vectors: np.ndarray, dim: int, cfg: IndexSettings) -> DenseIndex:
+
+def dense_kind(rows: int, setting: str, min_rows: int) -> str:
+    """The kind a segment of `rows` is built as: the setting, or HNSW from `min_rows` up under auto."""
+    if setting == "auto":
+        return "hnsw" if rows >= min_rows else "flat"
+    return setting
+
+
+class SegmentDense:
+    """One segment's FAISS index (row numbers are FAISS ids)."""
+
+    def __init__(self, seg: Segment) -> None:
         import faiss
 
-        if cfg.dense == "hnsw":
-            inner = faiss.IndexHNSWFlat(dim, cfg.hnsw_m, faiss.METRIC_INNER_PRODUCT)
-            inner.hnsw.efConstruction = cfg.hnsw_ef_construction
+        self.seg = seg
+        self.kind = seg.dense_kind if seg.faiss_index is not None else "flat"
+        if seg.faiss_index is not None:
+            self.index = seg.faiss_index
         else:
-            inner = faiss.IndexFlatIP(dim)
-        index = faiss.IndexIDMap2(inner)
-        if len(ids):
-            index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), ids.astype(np.int64))
-        return cls(index, cfg.dense, cfg.hnsw_ef_search, cfg.search_threads)
+            self.index = faiss.IndexFlatIP(int(seg.vectors.shape[1]))
+            if seg.size:
+                self.index.add(np.ascontiguousarray(seg.vectors, dtype=np.float32))
 
-    def save(self, folder: Path) -> None:
+    def search(self, q: np.ndarray, k: int, mask: np.ndarray | None, ef_search: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k (rows, scores) among rows where `mask` is True (None: all rows)."""
         import faiss
 
-        faiss.write_index(self._index, str(folder / self.FILE))
-
-    @classmethod
-    def load(cls, folder: Path, kind: str, ef_search: int, threads: int = 1) -> DenseIndex:
-        import faiss
-
-        return cls(faiss.read_index(str(folder / cls.FILE)), kind, ef_search, threads)
-
-    @property
-    def size(self) -> int:
-        return int(self._index.ntotal)
-
-    def search(self, query: np.ndarray, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k (ids, scores); `allowed` restricts candidates *before* scoring."""
-        import faiss
-
-        if self.size == 0 or k <= 0 or (allowed is not None and len(allowed) == 0):
+        n = self.seg.size
+        allowed = n if mask is None else int(mask.sum())
+        if allowed == 0 or k <= 0:
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
-        k = min(k, self.size if allowed is None else len(allowed))
-        q = np.ascontiguousarray(query.reshape(1, -1), dtype=np.float32)
+        k = min(k, allowed)
+        if mask is not None and allowed <= max(4 * k, n // 20):  # few rows pass: score them exactly
+            rows = np.flatnonzero(mask)
+            scores = np.asarray(self.seg.vectors[rows], np.float32) @ q.reshape(-1)
+            top = np.argsort(-scores, kind="stable")[:k]
+            return rows[top].astype(np.int64), scores[top].astype(np.float32)
         params: Any = None
         if self.kind == "hnsw":
-            params = faiss.SearchParametersHNSW(efSearch=max(self.ef_search, k))
-        if allowed is not None:
-            sel = faiss.IDSelectorBatch(np.ascontiguousarray(allowed, dtype=np.int64))
+            params = faiss.SearchParametersHNSW(efSearch=max(ef_search, k))
+        if mask is not None:
+            bits = np.packbits(mask.astype(np.uint8), bitorder="little")
+            sel = faiss.IDSelectorBitmap(n, faiss.swig_ptr(bits))
             if params is None:
                 params = faiss.SearchParameters(sel=sel)
             else:
                 params.sel = sel
-            params._keep_sel = sel  # noqa: SLF001 - keep the selector alive during search
-        scores, ids = _search_with_threads(self._index, q, k, params, self.threads)
-        keep = ids[0] >= 0
-        return ids[0][keep].astype(np.int64), scores[0][keep].astype(np.float32)
+            params._keep = (sel, bits)  # noqa: SLF001 - keep the selector and its bits alive during search
+        scores, rows = self.index.search(q.reshape(1, -1), k, params=params)
+        keep = rows[0] >= 0
+        return rows[0][keep].astype(np.int64), scores[0][keep].astype(np.float32)
 
 
-def _search_with_threads(index: Any, q: np.ndarray, k: int, params: Any, threads: int) -> tuple[Any, Any]:
-    """One query gains nothing from OpenMP's team but pays its wake-up (measured 1.6 vs 6.9 ms
-    p50 on 2 busy cores over 10k vectors), so single-query searches run on `threads` threads."""
-    import faiss
+class DenseView:
+    """Dense retriever over the live rows of every segment of one snapshot."""
 
-    if threads <= 0:
-        return index.search(q, k, params=params)
-    before = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(threads)
-    try:
-        return index.search(q, k, params=params)
-    finally:
-        faiss.omp_set_num_threads(before)
+    def __init__(self, parts: Sequence[tuple[SegmentDense, np.ndarray | None]], dim: int, ef_search: int,
+                 threads: int) -> None:
+        self.parts = list(parts)
+        self.dim = dim
+        self.ef_search = ef_search
+        self.threads = threads
+
+    @property
+    def size(self) -> int:
+        return sum(p.seg.size if live is None else int(live.sum()) for p, live in self.parts)
+
+    def search(self, query: np.ndarray, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k (chunk ids, scores), best first, ties by chunk id; `allowed` restricts before scoring."""
+        if k <= 0 or (allowed is not None and len(allowed) == 0):
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        set_search_threads(self.threads)
+        q = np.ascontiguousarray(np.asarray(query, np.float32).reshape(1, -1))
+        ids, scores = [], []
+        for part, live in self.parts:
+            mask = restrict(part.seg, live, allowed)
+            rows, s = part.search(q, k, mask, self.ef_search)
+            ids.append(part.seg.ids[rows])
+            scores.append(s)
+        return top_by_score(ids, scores, k)
+
+
+def restrict(seg: Segment, live: np.ndarray | None, allowed: np.ndarray | None) -> np.ndarray | None:
+    """Boolean row mask of live rows inside `allowed` (None: every row)."""
+    if allowed is None:
+        return live
+    mask = np.zeros(seg.size, dtype=bool)
+    mask[seg.rows_of(allowed)] = True
+    return mask if live is None else mask & live
+
+
+def top_by_score(ids: list[np.ndarray], scores: list[np.ndarray], k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Merge per-segment results: best score first, ties broken by chunk id (same order as one big segment)."""
+    if not ids:
+        return np.zeros(0, np.int64), np.zeros(0, np.float32)
+    all_ids = np.concatenate(ids).astype(np.int64)
+    all_scores = np.concatenate(scores).astype(np.float32)
+    order = np.lexsort((all_ids, -all_scores))[:k]
+    return all_ids[order], all_scores[order]

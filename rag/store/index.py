@@ -1,21 +1,28 @@
-"""A collection's index: a folder of plain files, swapped in atomically.
+"""A collection's index: immutable segments plus deletions, published as snapshots.
 
 Layout under `<home>/indexes/<collection>/`:
-    CURRENT              name of the live version folder (replaced by rename)
-    v00000012-1a2b3c/    dense.faiss, bm25/, bm25_ids.npy, manifest.json
-A build writes a hidden temp folder, fsyncs it, renames it to its version
-name, then replaces CURRENT. Readers see the old version or the new one,
-never a half-written one; a crash leaves at most an orphan temp folder.
+    CURRENT                     name of the live snapshot file (replaced by rename)
+    snap-00000012-1a2b3c.json   ledger revision, embedder, and the list of segments with their deletes
+    seg/<name>/                 one segment (rag.store.segment): ids, vectors, BM25 postings
+    del/<segment>-<uuid>.npy    sorted deleted rows of one segment (a new file per change)
+    .lock                       writers of this collection hold it (fcntl), in any process
+A write or merge writes its new files first (fsynced), then a new snapshot file, then
+swaps CURRENT. Readers load whatever CURRENT names and reuse the segments they already
+hold, so a reader sees the old snapshot or the new one, never a half-written one.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
 import shutil
+import threading
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,103 +31,69 @@ import numpy as np
 
 from rag.config import IndexSettings
 from rag.errors import IndexMismatchError, NotFoundError
-from rag.store.dense import DenseIndex
-from rag.store.sparse import SparseIndex
+from rag.store import segment as sg
+from rag.store.bm25 import SparseView
+from rag.store.dense import DenseView, SegmentDense
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+KEEP_SNAPSHOTS = 3  # files of the last few snapshots stay on disk for readers still loading them
 
 
 @dataclass(frozen=True)
-class LoadedIndex:
+class Snapshot:
+    """What `LocalStore.index` returns: both retrievers over one published state."""
+
     folder: Path
+    name: str
     manifest: dict[str, Any]
-    dense: DenseIndex
-    sparse: SparseIndex
+    segments: tuple[sg.Segment, ...]
+    live: tuple[np.ndarray | None, ...]
+    dense: DenseView
+    sparse: SparseView
 
     @property
     def revision(self) -> int:
         return int(self.manifest["ledger_revision"])
 
 
+LoadedIndex = Snapshot  # the name earlier versions used
+
+
 def manifest_hash(manifest: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()
 
 
-def _fsync_tree(folder: Path) -> None:
-    for path in folder.rglob("*"):
-        if path.is_file():
-            with open(path, "rb") as fh:
-                os.fsync(fh.fileno())
-
-
-def write_index(
-    root: Path,
-    *,
-    ids: np.ndarray,
-    vectors: np.ndarray,
-    texts: list[str],
-    cfg: IndexSettings,
-    manifest: dict[str, Any],
-) -> tuple[Path, dict[str, Any]]:
-    """Build both indexes into a new version folder and make it current."""
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = root / f".tmp-{uuid.uuid4().hex[:12]}"
-    tmp.mkdir()
-    try:
-        dense = DenseIndex.build(ids, vectors, int(manifest["dim"]), cfg)
-        sparse = SparseIndex.build(ids, texts, cfg)
-        dense.save(tmp)
-        sparse.save(tmp)
-        full = {
-            **manifest,
-            "format_version": FORMAT_VERSION,
-            "chunks": int(len(ids)),
-            "bm25_vocab": sparse.vocab_size,
-            "dense": {"kind": cfg.dense, "hnsw_m": cfg.hnsw_m, "ef_search": cfg.hnsw_ef_search},
-            "bm25": {"k1": cfg.bm25_k1, "b": cfg.bm25_b, "language": cfg.bm25_language, "engine": "bm25s",
-                     "neighbours": cfg.bm25_neighbours},
-            "created_at": time.time(),
-        }
-        (tmp / "manifest.json").write_text(json.dumps(full, indent=2, sort_keys=True))
-        _fsync_tree(tmp)
-        final = root / f"v{int(manifest['ledger_revision']):08d}-{uuid.uuid4().hex[:6]}"
-        os.rename(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    pointer = root / f".CURRENT-{uuid.uuid4().hex[:8]}"
-    pointer.write_text(final.name)
-    with open(pointer, "rb") as fh:
+def _fsync_write(path: Path, data: str) -> None:
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(data)
+        fh.flush()
         os.fsync(fh.fileno())
-    os.replace(pointer, root / "CURRENT")
-    _collect_garbage(root, keep={final.name})
-    return final, full
 
 
-def _collect_garbage(root: Path, keep: set[str], keep_previous: int = 1) -> None:
-    """Drop old versions (one previous kept for readers still loading it) and stale temps."""
-    versions = sorted((p for p in root.glob("v*") if p.is_dir()), key=lambda p: p.stat().st_mtime)
-    old = [p for p in versions if p.name not in keep]
-    for path in old[: max(0, len(old) - keep_previous)]:
-        shutil.rmtree(path, ignore_errors=True)
-    for path in root.glob(".tmp-*"):
-        if time.time() - path.stat().st_mtime > 3600:
-            shutil.rmtree(path, ignore_errors=True)
-
-
-def current_folder(root: Path) -> Path | None:
-    pointer = root / "CURRENT"
-    if not pointer.exists():
+def current_name(root: Path) -> str | None:
+    """The snapshot file CURRENT names, or None (no index, or one in the pre-segment format)."""
+    try:
+        name = (root / "CURRENT").read_text().strip()
+    except FileNotFoundError:
         return None
-    folder = root / pointer.read_text().strip()
-    return folder if folder.is_dir() else None
+    return name if name.startswith("snap-") and (root / name).is_file() else None
 
 
 def read_manifest(root: Path) -> dict[str, Any] | None:
-    folder = current_folder(root)
-    if folder is None:
-        return None
-    return dict(json.loads((folder / "manifest.json").read_text()))
+    for _ in range(5):  # CURRENT may move on between reading it and reading its file
+        name = current_name(root)
+        if name is None:
+            return None
+        try:
+            return dict(json.loads((root / name).read_text()))
+        except FileNotFoundError:
+            continue
+    return None
+
+
+def current_folder(root: Path) -> Path | None:
+    """The folder holding the live index (all segments), or None when there is none."""
+    return root if current_name(root) else None
 
 
 def embedder_env(embedder_id: str) -> str:
@@ -129,25 +102,164 @@ def embedder_env(embedder_id: str) -> str:
     return f"RAG_EMBEDDER__MODEL={model} RAG_EMBEDDER__BACKEND={backend or 'sentence-transformers'}"
 
 
-def load_index(root: Path, *, embedder_id: str, dim: int, collection: str,
-               search_threads: int = 1) -> LoadedIndex:
-    """Load the current version, refusing one built for another vector space."""
-    folder = current_folder(root)
-    if folder is None:
-        raise NotFoundError(f"collection {collection!r} has no index yet: run `rag ingest PATH --collection {collection}`")
-    manifest = json.loads((folder / "manifest.json").read_text())
+@contextlib.contextmanager
+def writer_lock(root: Path, local: threading.Lock) -> Iterator[None]:
+    """The collection's writer lock: a thread lock, then an fcntl lock other processes see too."""
+    root.mkdir(parents=True, exist_ok=True)
+    with local, open(root / ".lock", "a+") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def write_deletes(root: Path, seg_name: str, rows: np.ndarray) -> str:
+    """A new immutable deletes file for one segment; returns its name."""
+    (root / "del").mkdir(parents=True, exist_ok=True)
+    name = f"{seg_name}-{uuid.uuid4().hex[:8]}.npy"
+    tmp = root / "del" / f".tmp-{name}"
+    with open(tmp, "wb") as fh:
+        np.save(fh, np.unique(np.asarray(rows, np.int32)), allow_pickle=False)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.rename(tmp, root / "del" / name)
+    return name
+
+
+def publish(root: Path, manifest: dict[str, Any]) -> str:
+    """Write a snapshot file and point CURRENT at it (atomic rename); returns its name."""
+    full = {**manifest, "format_version": FORMAT_VERSION, "created_at": time.time(),
+            "chunks": int(sum(s["rows"] - s["deleted"] for s in manifest["segments"]))}
+    name = f"snap-{int(full['ledger_revision']):08d}-{uuid.uuid4().hex[:6]}.json"
+    _fsync_write(root / f".tmp-{name}", json.dumps(full, indent=1, sort_keys=True))
+    os.rename(root / f".tmp-{name}", root / name)
+    pointer = root / f".CURRENT-{uuid.uuid4().hex[:8]}"
+    _fsync_write(pointer, name)
+    os.replace(pointer, root / "CURRENT")
+    collect_garbage(root)
+    return name
+
+
+def collect_garbage(root: Path) -> None:
+    """Drop files no recent snapshot names, the pre-segment format's folders, and stale temp files."""
+    current = current_name(root)  # never collected, whatever the clock says
+    snaps = sorted((p for p in root.glob("snap-*.json") if p.name != current), key=lambda p: p.stat().st_mtime_ns)
+    if current:
+        snaps.append(root / current)
+    keep, used_segs, used_dels = snaps[-KEEP_SNAPSHOTS:], set(), set()
+    for path in keep:
+        with contextlib.suppress(OSError, ValueError):
+            for s in json.loads(path.read_text())["segments"]:
+                used_segs.add(s["name"])
+                used_dels.add(s.get("deletes"))
+    now = time.time()
+    for path in snaps[:-KEEP_SNAPSHOTS]:
+        path.unlink(missing_ok=True)
+    for path in (root / "seg").glob("*") if (root / "seg").is_dir() else []:
+        if path.name not in used_segs and now - path.stat().st_mtime > 3600:  # a merge may be about to publish it
+            shutil.rmtree(path, ignore_errors=True)
+    for path in (root / "del").glob("*") if (root / "del").is_dir() else []:
+        if path.name not in used_dels and not (path.name.startswith(".tmp-") and now - path.stat().st_mtime < 3600):
+            path.unlink(missing_ok=True)
+    for path in root.glob("v*"):  # folders of the pre-segment format
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+    for path in root.glob(".tmp-*"):
+        if now - path.stat().st_mtime > 3600:
+            shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+
+
+def check_manifest(manifest: dict[str, Any], *, embedder_id: str, dim: int, collection: str) -> None:
+    """Refuse a snapshot of another format or vector space, naming the fix."""
     if manifest.get("format_version") != FORMAT_VERSION:
-        raise IndexMismatchError(
-            f"index {folder} has format {manifest.get('format_version')}, this version reads "
-            f"{FORMAT_VERSION}: run `rag reindex {collection}`"
-        )
+        raise IndexMismatchError(f"index of {collection!r} has format {manifest.get('format_version')}, this "
+                                 f"version reads {FORMAT_VERSION}: run `rag reindex {collection}`")
     if manifest["embedder_id"] != embedder_id or int(manifest["dim"]) != dim:
         raise IndexMismatchError(
             f"collection {collection!r} was indexed with embedder {manifest['embedder_id']!r} "
             f"(dim {manifest['dim']}) but the configured embedder is {embedder_id!r} (dim {dim}): "
             f"set {embedder_env(manifest['embedder_id'])} or run `rag reindex {collection}` "
-            f"to re-embed with the new model"
-        )
-    dense = DenseIndex.load(folder, manifest["dense"]["kind"], int(manifest["dense"]["ef_search"]), search_threads)
-    sparse = SparseIndex.load(folder)
-    return LoadedIndex(folder, manifest, dense, sparse)
+            f"to re-embed with the new model")
+
+
+class SegmentCache:
+    """Segments (and their FAISS indexes) loaded once per process and shared by every snapshot."""
+
+    def __init__(self) -> None:
+        self._segs: dict[tuple[str, str], tuple[sg.Segment, SegmentDense]] = {}
+        self._dels: dict[tuple[str, str], np.ndarray] = {}
+        self._lock = threading.Lock()
+
+    def put(self, root: Path, seg: sg.Segment) -> None:
+        with self._lock:
+            self._segs[(str(root), seg.name)] = (seg, SegmentDense(seg))
+
+    def segment(self, root: Path, name: str) -> tuple[sg.Segment, SegmentDense]:
+        key = (str(root), name)
+        with self._lock:
+            got = self._segs.get(key)
+        if got is None:
+            seg = sg.load(root / "seg" / name)
+            got = (seg, SegmentDense(seg))
+            with self._lock:
+                self._segs[key] = got
+        return got
+
+    def deletes(self, root: Path, name: str | None) -> np.ndarray:
+        if name is None:
+            return np.zeros(0, np.int32)
+        key = (str(root), name)
+        with self._lock:
+            got = self._dels.get(key)
+        if got is None:
+            got = np.load(root / "del" / name, allow_pickle=False)
+            with self._lock:
+                self._dels[key] = got
+        return got
+
+    def forget(self, root: Path, keep: set[str]) -> None:
+        """Drop segments of this collection that the current snapshot no longer uses."""
+        with self._lock:
+            for key in [k for k in self._segs if k[0] == str(root) and k[1] not in keep]:
+                del self._segs[key]
+            for key in [k for k in self._dels if k[0] == str(root) and k[1].split("-")[0] not in keep]:
+                del self._dels[key]
+
+
+def load_snapshot(root: Path, name: str, manifest: dict[str, Any], cache: SegmentCache,
+                  cfg: IndexSettings) -> Snapshot:
+    """Build the retrievers of one snapshot from cached or freshly loaded segments."""
+    segs, dense_parts, lives = [], [], []
+    for ref in manifest["segments"]:
+        seg, dense = cache.segment(root, ref["name"])
+        deleted = cache.deletes(root, ref.get("deletes"))
+        live = None
+        if len(deleted):
+            live = np.ones(seg.size, dtype=bool)
+            live[deleted] = False
+        segs.append(seg)
+        lives.append(live)
+        dense_parts.append((dense, live))
+    cache.forget(root, {s["name"] for s in manifest["segments"]})
+    dense_view = DenseView(dense_parts, int(manifest["dim"]), cfg.hnsw_ef_search, cfg.search_threads)
+    sparse_view = SparseView(list(zip(segs, lives, strict=True)), k1=cfg.bm25_k1, b=cfg.bm25_b,
+                             language=cfg.bm25_language)
+    return Snapshot(root, name, manifest, tuple(segs), tuple(lives), dense_view, sparse_view)
+
+
+def load_current(root: Path, cache: SegmentCache, cfg: IndexSettings, *, embedder_id: str, dim: int,
+                  collection: str) -> Snapshot | None:
+    """The snapshot CURRENT names (None when there is none); retried if a merge removes files meanwhile."""
+    for attempt in range(5):
+        name = current_name(root)
+        if name is None:
+            return None
+        try:
+            manifest = json.loads((root / name).read_text())
+            check_manifest(manifest, embedder_id=embedder_id, dim=dim, collection=collection)
+            return load_snapshot(root, name, manifest, cache, cfg)
+        except FileNotFoundError:
+            if attempt == 4:
+                raise
+    raise NotFoundError(f"collection {collection!r} has no readable index: run `rag reindex {collection}`")

@@ -159,6 +159,7 @@ class IndexBuild(Base):
 
 
 Index("ix_chunks_text_hash", Chunk.text_hash)
+Index("ix_documents_collection_status_media", Document.collection_id, Document.status, Document.media_type)
 
 
 class AnswerCache(Base):

@@ -1,10 +1,12 @@
-"""The embedded store: SQLite (or any SQL) ledger + FAISS/BM25 index folders.
+"""The embedded store: SQLite (or any SQL) ledger + a segmented FAISS/BM25 index per collection.
 
 Writes go to the ledger first, one transaction per batch, and bump the
-collection's revision. The index is then rebuilt from the ledger and stamped
-with that revision. A reader that finds the index behind the ledger (a crash
-between the two steps, or another process writing) rebuilds it: the ledger
-is the truth, the index a cache of it.
+collection's revision; then the batch becomes one new index segment plus
+deletions of the chunks it replaced (`rag.store.live`), published as a new
+snapshot. Both steps run under the collection's writer lock, which other
+processes sharing the data home respect too. Searches read the last published
+snapshot and never build in the request path. The ledger is the truth and the
+index a cache of it: an index left behind by a crash catches up by diffing ids.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import re
 import shutil
-import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -23,12 +24,14 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from rag.config import Settings
-from rag.contextual import ChunkRow, index_text, sparse_texts
-from rag.errors import CollectionNotFoundError, ConfigError, IndexMismatchError
+from rag.contextual import index_text
+from rag.errors import CollectionNotFoundError, ConfigError, IndexMismatchError, NotFoundError
 from rag.filters import Filters
 from rag.store import index as idx
 from rag.store.db import open_engine, session_factory
 from rag.store.ledger import Chunk, Collection, Document, Embedding, IndexBuild
+from rag.store.live import ROW_COLS, LiveIndex
+from rag.store.local_filters import allowed_chunk_ids
 from rag.types import Hit
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -70,8 +73,13 @@ class LocalStore:
         self.dim = dim
         self.engine = open_engine(settings.database_url)
         self.sessions = session_factory(self.engine)
-        self._loaded: dict[str, idx.LoadedIndex] = {}
-        self._lock = threading.RLock()
+        self._live: LiveIndex | None = None  # built on first index use: PgStore reuses this class for its ledger
+
+    @property
+    def live(self) -> LiveIndex:
+        if self._live is None:
+            self._live = LiveIndex(self)
+        return self._live
 
     # -- collections -----------------------------------------------------------------
     def collection(self, name: str, *, create: bool = False) -> Collection:
@@ -97,11 +105,12 @@ class LocalStore:
 
     def delete_collection(self, name: str) -> None:
         coll = self.collection(name)
-        with self.sessions.begin() as s:
-            s.execute(delete(Collection).where(Collection.id == coll.id))
-        with self._lock:
-            self._loaded.pop(name, None)
-        shutil.rmtree(self.settings.index_root / name, ignore_errors=True)
+        with self.live.writer(name):
+            with self.sessions.begin() as s:
+                s.execute(delete(Collection).where(Collection.id == coll.id))
+            self.live.forget(name)
+            for path in (self.settings.index_root / name).iterdir():
+                shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
 
     def check_embedder(self, coll: Collection) -> None:
         """Refuse to mix two vector spaces in one collection."""
@@ -147,11 +156,26 @@ class LocalStore:
         `failed` holds (source, content hash, reason, size) for files that could not be
         loaded; a failure never touches an ok version already in the ledger.
         """
+        with self.live.writer(coll.name):
+            base = self.live.base_for_write(coll.name, self.revision(coll)) if docs or removed else None
+            revision, rows, gone = self._write_ledger(coll, docs, failed, removed)
+            if docs or removed:
+                self.live.apply(coll.name, base, revision, rows, gone, self.live.manifest(coll.name, coll))
+        if (docs or removed) and self.settings.index.background_merge:
+            self.live.background(coll.name, "merge", lambda: self.live.merge_by_policy(coll.name))
+        return len(rows)
+
+    def _write_ledger(self, coll: Collection, docs: Sequence[DocumentWrite], failed: Sequence[tuple[str, str, str, int]],
+                      removed: Sequence[str]) -> tuple[int, list[Any], np.ndarray]:
+        """The batch's one ledger transaction; returns the new revision, new chunk rows, replaced chunk ids."""
         with self.sessions.begin() as s:
             self._store_vectors(s, docs)
             sources = [d.source for d in docs] + [f[0] for f in failed] + list(removed)
             existing = {d.source_uri: d for d in s.scalars(select(Document).where(
                 Document.collection_id == coll.id, Document.source_uri.in_(sources)))}
+            old_docs = [existing[src].id for src in [*removed, *(d.source for d in docs)] if src in existing]
+            gone = np.array([c for i in range(0, len(old_docs), 500) for c in s.scalars(
+                select(Chunk.id).where(Chunk.document_id.in_(old_docs[i:i + 500])))], dtype=np.int64)
             for src in removed:
                 if src in existing:
                     s.delete(existing.pop(src))
@@ -178,14 +202,19 @@ class LocalStore:
                            "char_start": c.char_start, "char_end": c.char_end,
                            "page": c.page, "heading_path": list(c.heading_path), "token_count": c.token_count}
                           for doc, d in zip(rows, docs, strict=True) for c in d.chunks]
+            new_rows: list[Any] = []
             if chunk_rows:
                 s.execute(insert(Chunk), chunk_rows)
-            added = len(chunk_rows)
+                q = select(*ROW_COLS).join(Document, Chunk.document_id == Document.id)
+                doc_ids = [r.id for r in rows]
+                for i in range(0, len(doc_ids), 500):
+                    new_rows.extend(s.execute(q.where(Chunk.document_id.in_(doc_ids[i:i + 500]))).all())
             if docs or removed:
                 s.execute(update(Collection).where(Collection.id == coll.id).values(
                     revision=Collection.revision + 1, embedder_id=self.embedder_id,
                     chunking_hash=self.settings.chunking.config_hash(self.embedder_id)))
-        return added
+            revision = int(s.scalar(select(Collection.revision).where(Collection.id == coll.id)) or 0)
+        return revision, sorted(new_rows, key=lambda r: r[0]), gone
 
     def _store_vectors(self, s: Session, docs: Sequence[DocumentWrite]) -> None:
         fresh: dict[str, np.ndarray] = {}
@@ -206,96 +235,72 @@ class LocalStore:
             return int(s.scalar(select(Collection.revision).where(Collection.id == coll.id)) or 0)
 
     def rebuild_index(self, name: str) -> dict[str, Any]:
-        """Write a fresh index version from the ledger and make it current."""
+        """Replace every segment with one built from the ledger (`rag reindex`; after changing index settings)."""
         t0 = time.perf_counter()
         coll = self.collection(name)
-        with self.sessions() as s:
-            rev = self.revision(coll)
-            rows = s.execute(select(Chunk.id, Chunk.text, Chunk.text_hash, Chunk.document_id, Chunk.ordinal,
-                                    Chunk.heading_path, Document.title)
-                             .join(Document, Chunk.document_id == Document.id)
-                             .where(Chunk.collection_id == coll.id).order_by(Chunk.id)).all()
-        ids = np.array([r[0] for r in rows], dtype=np.int64)
-        texts = sparse_texts([ChunkRow(r[0], r[3], r[4], r[1], r[6], tuple(r[5] or ())) for r in rows],
-                             neighbours=self.settings.index.bm25_neighbours,
-                             header=self.settings.chunking.context_header)
-        cache = self.cached_vectors(r[2] for r in rows)
-        missing = [r[2] for r in rows if r[2] not in cache]
-        if missing:
-            raise IndexMismatchError(
-                f"{len(missing)} chunks of {name!r} have no {self.embedder_id!r} vector: "
-                f"run `rag reindex {name}` to embed them")
-        vectors = np.stack([cache[r[2]] for r in rows]) if rows else np.zeros((0, self.dim), np.float32)
-        manifest = {"collection": name, "ledger_revision": rev, "embedder_id": self.embedder_id,
-                    "dim": self.dim, "chunking_hash": self.settings.chunking.config_hash(self.embedder_id)}
-        folder, full = idx.write_index(self.settings.index_root / name, ids=ids, vectors=vectors,
-                                       texts=texts, cfg=self.settings.index, manifest=manifest)
-        seconds = time.perf_counter() - t0
-        with self.sessions.begin() as s:
-            s.add(IndexBuild(collection_id=coll.id, revision=rev, manifest_hash=idx.manifest_hash(full),
-                             folder=folder.name, chunk_count=len(ids), seconds=seconds))
-        with self._lock:
-            self._loaded.pop(name, None)
-        return full
+        with self.live.writer(name):
+            snap = self.live.rebuild(name, coll=coll)
+        self._record_build(coll, snap, time.perf_counter() - t0)
+        return dict(snap.manifest)
 
-    def index(self, name: str) -> idx.LoadedIndex:
-        """The current index, rebuilt first when it lags the ledger."""
+    def compact(self, name: str) -> dict[str, Any]:
+        """Merge all segments into one, dropping deleted rows (`rag compact`); searches go on meanwhile."""
+        t0 = time.perf_counter()
+        coll = self.collection(name)
+        self.index(name)
+        snap = self.live.compact(name)
+        if snap is None:
+            raise NotFoundError(f"collection {name!r} has no index yet: run `rag ingest PATH --collection {name}`")
+        self._record_build(coll, snap, time.perf_counter() - t0)
+        return dict(snap.manifest)
+
+    def _record_build(self, coll: Collection, snap: idx.Snapshot, seconds: float) -> None:
+        with self.sessions.begin() as s:
+            s.add(IndexBuild(collection_id=coll.id, revision=snap.revision, manifest_hash=idx.manifest_hash(snap.manifest),
+                             folder=snap.name, chunk_count=int(snap.manifest["chunks"]), seconds=seconds))
+
+    def index(self, name: str) -> idx.Snapshot:
+        """The last published snapshot; never rebuilt here (a lagging one is caught up in the background)."""
         coll = self.collection(name)  # one query: the row carries the revision
         self.check_embedder(coll)
-        rev = int(coll.revision or 0)
-        root = self.settings.index_root / name
-        with self._lock:
-            cached = self._loaded.get(name)
-            if cached is not None and cached.revision == rev and idx.current_folder(root) == cached.folder:
-                return cached
-            manifest = idx.read_manifest(root)
-            if manifest is None or int(manifest["ledger_revision"]) != rev:
-                self.rebuild_index(name)
-            loaded = idx.load_index(root, embedder_id=self.embedder_id, dim=self.dim, collection=name,
-                                    search_threads=self.settings.index.search_threads)
-            self._loaded[name] = loaded
-            return loaded
+        return self.live.snapshot(name, int(coll.revision or 0))
+
+    def wait_background(self) -> None:
+        """Wait for background merges and catch-ups of this process (tests, benchmarks, clean exits)."""
+        if self._live is not None:
+            self._live.wait()
 
     def allowed_chunk_ids(self, name: str, filters: Filters | None) -> np.ndarray | None:
-        """Chunk ids that pass `filters` (None: no filter, everything allowed)."""
+        """Chunk ids that pass `filters` (None: no filter, everything allowed), resolved in SQL."""
         if filters is None or filters.empty:
             return None
         coll = self.collection(name)
         with self.sessions() as s:
-            q = select(Document.id, Document.source_uri, Document.media_type, Document.metadata_,
-                       Document.updated_at).where(Document.collection_id == coll.id, Document.status == "ok")
-            if filters.document_ids:
-                q = q.where(Document.id.in_(filters.document_ids))
-            if filters.media_types:
-                q = q.where(Document.media_type.in_(filters.media_types))
-            doc_ids = [d for d, src, mt, meta, upd in s.execute(q)
-                       if filters.match_document(src, mt, meta or {}, upd)]
-            ids: list[int] = []
-            for i in range(0, len(doc_ids), 500):
-                ids.extend(s.scalars(select(Chunk.id).where(Chunk.document_id.in_(doc_ids[i:i + 500]))))
-        return np.array(sorted(ids), dtype=np.int64)
+            return allowed_chunk_ids(s, coll.id, filters)
 
     def hits(self, ids: Sequence[int], scores: Sequence[float], ranks: dict[str, dict[int, int]],
              raw: dict[str, dict[int, float]]) -> list[Hit]:
         """Attach text and source metadata to ranked ids (done last, off the hot path)."""
         if not len(ids):
             return []
-        with self.sessions() as s:
-            rows = s.execute(select(Chunk, Document).join(Document, Chunk.document_id == Document.id)
+        cols = (Chunk.id, Chunk.text, Chunk.page, Chunk.heading_path, Chunk.char_start, Chunk.char_end,
+                Document.id, Document.source_uri, Document.title, Document.media_type, Document.metadata_)
+        with self.sessions() as s:  # plain columns: ORM objects cost more than the search itself
+            rows = s.execute(select(*cols).join(Document, Chunk.document_id == Document.id)
                              .where(Chunk.id.in_([int(i) for i in ids]))).all()
-        by_id = {c.id: (c, d) for c, d in rows}
+        by_id = {r[0]: r for r in rows}
         out = []
         for cid, score in zip(ids, scores, strict=True):
-            if int(cid) not in by_id:  # deleted since the index was built
+            r = by_id.get(int(cid))
+            if r is None:  # deleted since the snapshot was published
                 continue
-            c, d = by_id[int(cid)]
-            out.append(Hit(chunk_id=c.id, score=float(score), text=c.text, document_id=d.id,
-                           source=d.source_uri, title=d.title, page=c.page,
-                           heading_path=tuple(c.heading_path or ()), char_start=c.char_start,
-                           char_end=c.char_end, media_type=d.media_type,
-                           ranks={n: r[int(cid)] for n, r in ranks.items() if int(cid) in r},
+            out.append(Hit(chunk_id=r[0], score=float(score), text=r[1], document_id=r[6],
+                           source=r[7], title=r[8], page=r[2],
+                           heading_path=tuple(r[3] or ()), char_start=r[4],
+                           char_end=r[5], media_type=r[9],
+                           ranks={n: rk[int(cid)] for n, rk in ranks.items() if int(cid) in rk},
                            scores={n: v[int(cid)] for n, v in raw.items() if int(cid) in v},
-                           metadata=dict(d.metadata_ or {})))
+                           metadata=dict(r[10] or {})))
         return out
 
     def chunk_count(self, name: str) -> int:

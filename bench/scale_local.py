@@ -1,0 +1,328 @@
+"""The embedded store at scale: what one change costs, search latency, recall, memory and disk per chunk.
+
+Size figures use a *hash-seeded* embedder (bag-of-words random projection: a word's vector is
+seeded by its hash, a text's vector is the normalised sum), so only the ledger and the index
+are timed and texts that share words still land near each other. For each size:
+  * add one document, replace one, delete one (median of 5, through `RAG.ingest_texts` /
+    `write_batch`, i.e. ledger transaction + new segment + tombstones + snapshot publish);
+  * hybrid search p50/p99 (k=10, query embedding included), a filtered search, and dense
+    recall@10 of the index against exact search over the same vectors;
+  * search p99 while a 10k-chunk ingest runs into the same collection, against idle p99;
+  * RSS and disk bytes per chunk.
+Quality (`--quality`, the real model): SciFact test nDCG@10 of the default search and of BM25
+with the segmented index against the previous single bm25s index, same run, same vectors.
+Other work shares the CPU here: read latencies as ratios. Run:
+`.venv/bin/python bench/scale_local.py --sizes 10000 100000 [--quality]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+import tempfile
+import threading
+import time
+import zlib
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import numpy as np  # noqa: E402
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+from rag import RAG, Filters, SourceText  # noqa: E402
+from rag.config import IngestSettings, Settings  # noqa: E402
+
+WORD = re.compile(r"\w+")
+VOCAB = [f"w{i}" for i in range(20_000)]
+console = Console()
+
+
+class HashEmbedder:
+    """Deterministic stand-in for a model: each word's vector is seeded by its CRC32."""
+
+    model_id, dim, max_tokens = "bench/hash-seeded-bow", 384, 256
+
+    def __init__(self) -> None:
+        self._words: dict[str, np.ndarray] = {}
+        self._vocab = np.stack([self._word(w) for w in VOCAB])  # the synthetic corpus's words, looked up in bulk
+
+    def _word(self, w: str) -> np.ndarray:
+        v = self._words.get(w)
+        if v is None:
+            v = np.random.default_rng(zlib.crc32(w.encode())).standard_normal(self.dim).astype(np.float32)
+            self._words[w] = v
+        return v
+
+    def count_tokens(self, texts: list[str]) -> list[int]:
+        return [len(WORD.findall(t)) for t in texts]
+
+    def token_offsets(self, text: str) -> list[tuple[int, int]]:
+        return [m.span() for m in WORD.finditer(text)]
+
+    def encode(self, texts: list[str], *, batch_size: int | None = None) -> np.ndarray:
+        out = np.zeros((len(texts), self.dim), np.float32)
+        for i, t in enumerate(texts):
+            words = WORD.findall(t.lower())[:256]
+            known = [int(w[1:]) for w in words if w[0] == "w" and w[1:].isdigit() and int(w[1:]) < len(VOCAB)]
+            out[i] = self._vocab[known].sum(axis=0) if known else 0.0
+            for w in words:
+                if not (w[0] == "w" and w[1:].isdigit() and int(w[1:]) < len(VOCAB)):
+                    out[i] += self._word(w)
+        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-6)
+
+    def encode_query(self, text: str) -> np.ndarray:
+        return self.encode([text])[0]
+
+
+def make_doc(i: int, version: int = 0, words: int = 900) -> SourceText:
+    """About four 240-token chunks of Zipf-distributed words; even docs tagged 'even'."""
+    rng = np.random.default_rng(i * 7919 + version)
+    ids = np.minimum(rng.zipf(1.2, words) - 1, len(VOCAB) - 1)
+    text = " ".join(VOCAB[j] for j in ids)
+    return SourceText(source=f"doc{i:07d}", title=None, text=text,
+                      metadata={"tags": ["even" if i % 2 == 0 else "odd"]})
+
+
+def rss_mb() -> float:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def disk_bytes(home: Path) -> dict[str, int]:
+    idx = sum(p.stat().st_size for p in (home / "indexes").rglob("*") if p.is_file())
+    db = sum(p.stat().st_size for p in home.glob("rag.db*") if p.is_file())
+    return {"index": idx, "sqlite": db}
+
+
+def latencies(rag: RAG, queries: list[str], **kw: Any) -> np.ndarray:
+    out = []
+    for q in queries:
+        t0 = time.perf_counter()
+        rag.search(q, collection="c", k=10, mode="hybrid", **kw)
+        out.append((time.perf_counter() - t0) * 1000)
+    return np.array(out)
+
+
+def median_s(fn: Any, n: int = 5) -> float:
+    times = []
+    for i in range(n):
+        t0 = time.perf_counter()
+        fn(i)
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
+def recall_at_10(rag: RAG, queries: list[str]) -> float:
+    snap = rag.store.index("c")
+    segs = [(s.ids if live is None else s.ids[live], np.asarray(s.vectors if live is None else s.vectors[live]))
+            for s, live in zip(snap.segments, snap.live, strict=True)]
+    ids = np.concatenate([a for a, _ in segs])
+    vecs = np.concatenate([v for _, v in segs])
+    hits = []
+    for q in queries:
+        qv = rag.embedder.encode_query(q)
+        exact = set(ids[np.argsort(-(vecs @ qv))[:10]].tolist())
+        got = set(snap.dense.search(qv, 10)[0].tolist())
+        hits.append(len(exact & got) / 10)
+    return float(np.mean(hits))
+
+
+def bulk_load(rag: RAG, n_chunks: int, per_batch: int = 500) -> int:
+    """The initial corpus through `LocalStore.write_batch` (ledger + segments, as ingest writes them) with
+    pre-cut 225-word chunks and vectors embedded in bulk: the chunker is not what this benchmark measures."""
+    from rag.contextual import index_text
+    from rag.store.local import DocumentWrite, text_hash
+    from rag.types import ChunkDraft
+
+    coll = rag.store.collection("c", create=True)
+    header = rag.settings.chunking.context_header
+    emb = rag.embedder
+    done, i = 0, 0
+    while done < n_chunks:
+        writes = []
+        for j in range(i, i + per_batch):
+            d = make_doc(j)
+            words = d.text.split(" ")
+            chunks, pos = [], 0
+            for o, a in enumerate(range(0, len(words), 225)):
+                piece = " ".join(words[a:a + 225])
+                chunks.append(ChunkDraft(ordinal=o, text=piece, char_start=pos, char_end=pos + len(piece),
+                                         token_count=len(words[a:a + 225])))
+                pos += len(piece) + 1
+            texts = [index_text(d.title, (), c.text, header=header) for c in chunks]
+            vecs = emb.encode(texts)
+            writes.append(DocumentWrite(source=d.source, content_hash=text_hash(d.text), media_type=d.media_type,
+                                        size_bytes=len(d.text), title=d.title, metadata=d.metadata, chunks=chunks,
+                                        vectors={text_hash(t): v for t, v in zip(texts, vecs, strict=True)}))
+            done += len(chunks)
+        rag.store.write_batch(coll, writes)
+        i += per_batch
+    return i
+
+
+def measure(n_chunks: int, base: Path) -> dict[str, Any]:
+    home = base / f"n{n_chunks}"
+    rag = RAG.open(settings=Settings(home=home, ingest=IngestSettings(batch_files=256)), embedder=HashEmbedder())
+    rss0 = rss_mb()
+    t0 = time.perf_counter()
+    i = bulk_load(rag, n_chunks)
+    build_s = time.perf_counter() - t0
+    rag.store.wait_background()
+    chunks = rag.store.chunk_count("c")
+    queries = [" ".join(VOCAB[j] for j in np.random.default_rng(q).integers(0, 300, 3)) for q in range(200)]
+    coll = rag.store.collection("c")
+    res: dict[str, Any] = {"chunks": chunks, "docs": i, "build_s": build_s}
+    res["add_one_s"] = median_s(lambda k: rag.ingest_texts([make_doc(10**6 + k)], collection="c"))
+    res["replace_one_s"] = median_s(lambda k: rag.ingest_texts([make_doc(k, version=1)], collection="c"))
+    res["delete_one_s"] = median_s(lambda k: rag.store.write_batch(coll, [], removed=[f"doc{100 + k:07d}"]))
+    rag.store.wait_background()
+    res["segments_before_compact"] = len(rag.store.index("c").segments)
+    latencies(rag, queries[:20])  # warm the snapshot and caches
+    lat = latencies(rag, queries)
+    res["hybrid_p50_ms"], res["hybrid_p99_ms"] = float(np.percentile(lat, 50)), float(np.percentile(lat, 99))
+    flat = latencies(rag, queries, filters=Filters(tags=("even",)))
+    res["filtered_p50_ms"] = float(np.percentile(flat, 50))
+    res["dense_recall_at_10"] = recall_at_10(rag, queries[:100])
+    t0 = time.perf_counter()
+    rag.store.compact("c")
+    res["compact_s"] = time.perf_counter() - t0
+    snap = rag.store.index("c")
+    res["dense_kind_after_compact"] = snap.manifest["segments"][0]["dense"]
+    lat = latencies(rag, queries)
+    res["compacted_hybrid_p50_ms"], res["compacted_hybrid_p99_ms"] = (float(np.percentile(lat, 50)),
+                                                                      float(np.percentile(lat, 99)))
+    res["compacted_dense_recall_at_10"] = recall_at_10(rag, queries[:100])
+    res.update(concurrent(rag, queries, start=2 * 10**6))
+    rag.store.wait_background()
+    res["rss_mb"] = rss_mb()
+    res["rss_bytes_per_chunk"] = (res["rss_mb"] - rss0) * 2**20 / chunks
+    rag.store.engine.dispose()
+    disk = disk_bytes(home)
+    res["disk_bytes_per_chunk"] = {k: v / chunks for k, v in disk.items()}
+    return res
+
+
+def concurrent(rag: RAG, queries: list[str], start: int) -> dict[str, float]:
+    """Search p99 while another thread ingests ~10k chunks into the same collection, against idle p99."""
+    idle = latencies(rag, queries)
+    busy: list[float] = []
+    done = threading.Event()
+
+    def ingest() -> None:
+        try:
+            for b in range(0, 2500, 250):
+                rag.ingest_texts([make_doc(start + j) for j in range(b, b + 250)], collection="c")
+        finally:
+            done.set()
+
+    thread = threading.Thread(target=ingest)
+    thread.start()
+    while not done.is_set():
+        busy.extend(latencies(rag, queries[:20]).tolist())
+    thread.join()
+    return {"idle_p99_ms": float(np.percentile(idle, 99)), "during_ingest_p99_ms": float(np.percentile(busy, 99)),
+            "during_ingest_searches": len(busy)}
+
+
+def quality() -> dict[str, Any]:
+    """SciFact test nDCG@10 with the real model: segmented index (ingested in small batches) vs one bm25s index."""
+    from eval.datasets import load_beir
+    from eval.metrics import ndcg_at_k
+    from rag.config import IndexSettings
+    from rag.contextual import ChunkRow, sparse_texts
+    from rag.retrieve import RetrievalRequest, retrieve
+    from rag.store.ledger import Chunk, Document
+    from rag.store.sparse import SparseIndex
+    from sqlalchemy import select
+
+    data = load_beir(REPO.parent / "shared" / "data" / "scifact", "test")
+    home = Path(tempfile.mkdtemp(prefix="scale-local-q-"))
+    rag = RAG.open(settings=Settings(home=home, ingest=IngestSettings(batch_files=64)))
+    rag.ingest_texts([SourceText(source=d, title=t or None, text=x) for d, (t, x) in data.corpus.items()],
+                     collection="c")
+    rag.store.wait_background()
+    snap = rag.store.index("c")
+    coll = rag.store.collection("c")
+    with rag.store.sessions() as s:
+        rows = s.execute(select(Chunk.id, Chunk.document_id, Chunk.ordinal, Chunk.text, Document.title,
+                                Chunk.heading_path).join(Document).where(Chunk.collection_id == coll.id)
+                         .order_by(Chunk.id)).all()
+    cfg: IndexSettings = rag.settings.index
+    texts = sparse_texts([ChunkRow(r[0], r[1], r[2], r[3], r[4], tuple(r[5] or ())) for r in rows],
+                         neighbours=cfg.bm25_neighbours, header=rag.settings.chunking.context_header)
+    ref = SparseIndex.build(np.array([r[0] for r in rows], np.int64), texts, cfg)
+
+    class RefIndex:
+        dense, sparse, revision = snap.dense, ref, snap.revision
+
+    class RefStore:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(rag.store, name)
+
+        def index(self, name: str) -> Any:
+            return RefIndex()
+
+    out: dict[str, Any] = {"segments": len(snap.segments), "chunks": snap.sparse.size}
+    for label, store in (("segments", rag.store), ("bm25s_single", RefStore())):
+        for mode in ("hybrid", "bm25"):
+            scores, times = [], []
+            for qid, q in data.queries.items():
+                if qid not in data.qrels:
+                    continue
+                req = RetrievalRequest.make(q, "c", rag.settings.retrieval, rag.settings.rerank, k=10, mode=mode)
+                t0 = time.perf_counter()
+                hits = retrieve(req, store, rag.embedder)
+                times.append((time.perf_counter() - t0) * 1000)
+                scores.append(ndcg_at_k(list(dict.fromkeys(h.source for h in hits)), data.qrels[qid], 10))
+            out[f"{label}_{mode}_ndcg10"] = float(np.mean(scores))
+            out[f"{label}_{mode}_p50_ms"] = float(np.percentile(times, 50))
+    for mode in ("hybrid", "bm25"):
+        out[f"{mode}_ndcg_diff"] = out[f"segments_{mode}_ndcg10"] - out[f"bm25s_single_{mode}_ndcg10"]
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sizes", type=int, nargs="*", default=[10_000, 100_000])
+    ap.add_argument("--quality", action="store_true", help="also SciFact nDCG@10 with the real model")
+    ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "scale_local.json")
+    args = ap.parse_args()
+    results: dict[str, Any] = {"embedder": "hash-seeded bag-of-words (size figures only; quality uses the real model)",
+                               "sizes": {}}
+    with tempfile.TemporaryDirectory(prefix="scale-local-") as tmp:
+        for n in args.sizes:
+            console.print(f"building {n:,} chunks ...")
+            results["sizes"][str(n)] = measure(n, Path(tmp))
+            console.print(results["sizes"][str(n)])
+    if args.quality:
+        results["scifact"] = quality()
+    if not results["sizes"]:
+        console.print(results.get("scifact"))
+        args.out.write_text(json.dumps(results, indent=2))
+        return
+    table = Table(title="embedded store at scale (hash-seeded embedder; ratios, shared 2-core machine)")
+    table.add_column("metric")
+    for n in results["sizes"]:
+        table.add_column(f"{int(n):,}", justify="right")
+    keys = [k for k in next(iter(results["sizes"].values())) if not isinstance(
+        next(iter(results["sizes"].values()))[k], dict)]
+    for k in keys:
+        table.add_row(k, *[f"{r[k]:.4g}" if isinstance(r[k], float) else str(r[k]) for r in results["sizes"].values()])
+    console.print(table)
+    if "scifact" in results:
+        console.print(results["scifact"])
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,148 @@
+"""The live index through the store: batches with deletions equal one batch, readers never build, SQL filters."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sqlalchemy import select
+
+from rag import RAG, SourceText
+from rag.config import IndexSettings, IngestSettings, Settings
+from rag.filters import Filters
+from rag.store.ledger import Document
+from rag.store.live import LiveIndex
+from rag.store.local_filters import allowed_chunk_ids
+
+TOPICS = ["solar panels turn sunlight into power", "wind turbines spin in strong gusts",
+          "dams hold falling water for hydro power", "batteries store energy for the night",
+          "the grid balances supply and demand", "heat pumps move warmth from outside air"]
+VOCAB = [f"{a}{b}" for a in ("kel", "mor", "tan", "vix", "pol", "dra") for b in ("um", "ex", "ora", "ite", "ane")]
+QUERIES = ["sunlight power", "wind gusts", "water dams", "night energy storage", "balance the grid", "warm air",
+           "kelum moraite", "vixex dra"]
+
+
+def doc(i: int, version: int = 0) -> SourceText:
+    rng = np.random.default_rng(1000 * version + i)  # distinct words and lengths: no score ties
+    filler = " ".join(VOCAB[j] for j in rng.integers(0, len(VOCAB), 30 + 3 * i))
+    text = f"{TOPICS[i % len(TOPICS)]}. {filler}. {TOPICS[(i * 5 + version) % len(TOPICS)]}."
+    return SourceText(source=f"d{i:02d}", title=f"Doc {i}", text=text,
+                      metadata={"tags": ["even" if i % 2 == 0 else "odd"], "team": f"t{i % 3}",
+                                "modified": f"202{i % 5}-06-01T00:00:00+00:00"})
+
+
+def open_rag(home: Path, embedder: object, batch: int, merge: bool = False) -> RAG:
+    index = IndexSettings(background_merge=merge, merge_factor=3, merge_floor_rows=1)
+    return RAG.open(settings=Settings(home=home, ingest=IngestSettings(batch_files=batch), index=index),
+                    embedder=embedder)
+
+
+def top(rag: RAG, query: str, mode: str, k: int = 8) -> list[tuple[str, int, float]]:
+    return [(h.source, h.char_start, round(h.score, 4)) for h in rag.search(query, collection="c", k=k, mode=mode)]
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory, embedder: object) -> tuple[RAG, RAG]:
+    """`many`: 30 docs in batches of 2, then 6 replaced and 5 deleted; `one`: the final 25 docs in one batch."""
+    root = tmp_path_factory.mktemp("live")
+    many = open_rag(root / "many", embedder, batch=2)
+    many.ingest_texts([doc(i) for i in range(30)], collection="c")
+    many.ingest_texts([doc(i, version=1) for i in range(0, 12, 2)], collection="c")
+    coll = many.store.collection("c")
+    for i in range(25, 30):
+        many.store.write_batch(coll, [], removed=[f"d{i:02d}"])
+    final = [doc(i, version=1 if i < 12 and i % 2 == 0 else 0) for i in range(25)]
+    one = open_rag(root / "one", embedder, batch=100)
+    one.ingest_texts(final, collection="c")
+    return many, one
+
+
+def test_many_batches_with_deletions_equal_one_batch(built: tuple[RAG, RAG]) -> None:
+    many, one = built
+    assert len(many.store.index("c").segments) > 10 and len(one.store.index("c").segments) == 1
+    for mode in ("bm25", "dense"):
+        for q in QUERIES:
+            assert top(many, q, mode) == top(one, q, mode), (mode, q)
+    many.store.compact("c")
+    assert len(many.store.index("c").segments) == 1
+    for mode in ("bm25", "dense"):
+        for q in QUERIES:
+            assert top(many, q, mode) == top(one, q, mode), (mode, q, "after compaction")
+
+
+def test_filters_in_sql_match_the_python_check(built: tuple[RAG, RAG]) -> None:
+    many, _ = built
+    store = many.store
+    coll = store.collection("c")
+    cases = [Filters(source_glob="d1?"), Filters(source_glob="d[!1]*"), Filters(tags=("even",)),
+             Filters(metadata=(("team", "t1"),)), Filters(modified_after=datetime(2022, 1, 1, tzinfo=UTC)),
+             Filters(modified_before=datetime(2022, 1, 1, tzinfo=UTC), tags=("odd",)),
+             Filters(media_types=("text/plain",), metadata=(("team", "t2"),)), Filters(tags=("none",))]
+    with store.sessions() as s:
+        docs = s.scalars(select(Document).where(Document.collection_id == coll.id)).all()
+        for f in cases:
+            want = {d.id for d in docs if f.match_document(d.source_uri, d.media_type, d.metadata_ or {}, d.updated_at)}
+            got = allowed_chunk_ids(s, coll.id, f)
+            assert {c.document_id for c in _chunks(s, got)} == want, f
+            assert np.all(np.diff(got) > 0)
+
+
+def _chunks(s: object, ids: np.ndarray) -> list:
+    from rag.store.ledger import Chunk
+
+    return list(s.scalars(select(Chunk).where(Chunk.id.in_([int(i) for i in ids]))))  # type: ignore[attr-defined]
+
+
+def test_search_during_ingest_never_builds_in_the_request(tmp_path: Path, embedder: object,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    rag = open_rag(tmp_path / "h", embedder, batch=1, merge=True)
+    rag.ingest_texts([doc(i) for i in range(4)], collection="c")
+    builders: list[str] = []
+    for name in ("build_segment", "sync", "rebuild"):
+        real = getattr(LiveIndex, name)
+
+        def spy(self: LiveIndex, *a: object, _real: object = real, **k: object) -> object:
+            builders.append(threading.current_thread().name)
+            return _real(self, *a, **k)  # type: ignore[operator]
+
+        monkeypatch.setattr(LiveIndex, name, spy)
+    errors: list[BaseException] = []
+    seen: list[int] = []
+    done = threading.Event()
+
+    def searcher() -> None:
+        while not done.is_set():
+            try:
+                hits = rag.search("wind gusts", collection="c", k=3, mode="hybrid")
+                seen.append(len(hits))
+            except BaseException as exc:  # noqa: BLE001 - any error fails the test
+                errors.append(exc)
+                return
+
+    thread = threading.Thread(target=searcher, name="searcher")
+    thread.start()
+    try:
+        rag.ingest_texts([doc(i) for i in range(4, 16)], collection="c")
+        rag.ingest_texts([doc(i, version=2) for i in range(0, 6)], collection="c")
+    finally:
+        done.set()
+        thread.join()
+    rag.store.wait_background()
+    assert not errors, errors
+    assert seen and min(seen) == 3
+    assert builders and "searcher" not in builders, "a search built index data"
+    assert rag.store.index("c").sparse.size == rag.store.chunk_count("c")
+
+
+def test_two_stores_share_one_home(tmp_path: Path, embedder: object) -> None:
+    """A second store (another process's view) sees each write once it is published."""
+    writer = open_rag(tmp_path / "h", embedder, batch=2)
+    reader = open_rag(tmp_path / "h", embedder, batch=2)
+    writer.ingest_texts([doc(i) for i in range(4)], collection="c")
+    assert reader.store.index("c").sparse.size == writer.store.chunk_count("c")
+    writer.store.write_batch(writer.store.collection("c"), [], removed=["d01"])
+    assert "d01" not in {h.source for h in reader.search("note 1", collection="c", k=20, mode="bm25")}
+    assert reader.store.index("c").revision == writer.store.index("c").revision
