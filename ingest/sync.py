@@ -33,9 +33,8 @@ from ingest.run import LocalIngestor
 from ingest.sources import FileItem, discover, under_roots
 from rag.store.ledger import AnswerCache, Document
 
-FULL_REBUILD_NOTE = ("index rebuilt in full: until the live index lands, every change costs a rebuild "
-                     "of the whole collection's index")
-"""Shown after a sync that rebuilt the index. Remove (and its two uses) once the live index is merged."""
+FULL_REBUILD_NOTE = "index rebuilt in full (an index from an older version, or changed index settings)"
+"""Shown after a sync that rebuilt the whole index; a usual change only adds a small segment (rag.store.live)."""
 
 
 @dataclass
