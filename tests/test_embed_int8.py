@@ -75,7 +75,7 @@ def test_fp32_collection_refuses_int8_and_says_how_to_fix(fp32_embedder, int8_em
     old = RAG.open(settings=settings, embedder=fp32_embedder)
     old.ingest_texts([SourceText(source="a", text=SAMPLE[0])], collection="old")
     new = RAG.open(settings=settings, embedder=int8_embedder)
-    with pytest.raises(IndexMismatchError, match=r"RAG_EMBEDDER__BACKEND=sentence-transformers.*rag reindex old"):
+    with pytest.raises(IndexMismatchError, match=r"RAG_EMBEDDER__BACKEND=sentence-transformers.*rag delete old --yes"):
         new.search("vitamin D", collection="old")
     assert old.search("vitamin D", collection="old", k=1)[0].source == "a"  # still readable the old way
 

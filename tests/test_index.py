@@ -136,7 +136,7 @@ def test_dense_filter_restricts_before_scoring(tmp_path: Path) -> None:
 
 def test_manifest_mismatch_is_a_clear_error(tmp_path: Path) -> None:
     publish(tmp_path, [(np.arange(5), vectors(5), texts(5))])
-    with pytest.raises(IndexMismatchError, match="rag reindex c"):
+    with pytest.raises(IndexMismatchError, match="rag delete c --yes"):
         idx.load_current(tmp_path, idx.SegmentCache(), IndexSettings(), embedder_id="other", dim=8, collection="c")
     with pytest.raises(IndexMismatchError, match="dim"):
         idx.load_current(tmp_path, idx.SegmentCache(), IndexSettings(), embedder_id="e", dim=16, collection="c")

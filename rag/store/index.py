@@ -179,8 +179,8 @@ def check_manifest(manifest: dict[str, Any], *, embedder_id: str, dim: int, coll
         raise IndexMismatchError(
             f"collection {collection!r} was indexed with embedder {manifest['embedder_id']!r} "
             f"(dim {manifest['dim']}) but the configured embedder is {embedder_id!r} (dim {dim}): "
-            f"set {embedder_env(manifest['embedder_id'])} or run `rag reindex {collection}` "
-            f"to re-embed with the new model")
+            f"set {embedder_env(manifest['embedder_id'])} to use it again, or run `rag delete {collection} --yes` "
+            f"and ingest again with the new model (or ingest into a new collection)")
 
 
 class SegmentCache:

@@ -130,7 +130,8 @@ class LiveIndex:
         missing = [r[2] for r in rows if r[2] not in cache]
         if missing:
             raise IndexMismatchError(f"{len(missing)} chunks of {name!r} have no {self.store.embedder_id!r} "
-                                     f"vector: run `rag reindex {name}` to embed them")
+                                     f"vector: set the embedder the collection was built with, or run "
+                                     f"`rag delete {name} --yes` and ingest again")
         ids = np.array([r[0] for r in rows], dtype=np.int64)
         vectors = np.stack([cache[r[2]] for r in rows]).astype(np.float32)
         kind = dense_kind(len(rows), self.cfg.dense, self.cfg.hnsw_min_rows)

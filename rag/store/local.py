@@ -118,7 +118,8 @@ class LocalStore:
             raise IndexMismatchError(
                 f"collection {coll.name!r} holds vectors of {coll.embedder_id!r}, the configured "
                 f"embedder is {self.embedder_id!r}: set {idx.embedder_env(coll.embedder_id)} "
-                f"or run `rag reindex {coll.name}` to re-embed"
+                f"to use it again, or run `rag delete {coll.name} --yes` and ingest again with the new embedder "
+                f"(or ingest into a new collection)"
             )
 
     # -- documents ---------------------------------------------------------------------
