@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -214,9 +215,24 @@ app.command("sync")(sync_cmd)
 app.command("watch")(watch_cmd)
 app.add_typer(eval_app, name="eval")
 
-from apps.cli_index import compact_cmd  # noqa: E402 - index maintenance
 
-app.command("compact")(compact_cmd)
+
+@app.command("compact")
+def compact(collection: Annotated[str, typer.Argument()], home: HomeOpt = None) -> None:
+    """Merge all index segments of a collection into one and drop deleted rows; searches go on meanwhile."""
+    rag = _open(home)
+    compact = getattr(rag.store, "compact", None)
+    if compact is None:
+        console.print(f"'{collection}': this store keeps its indexes current itself; nothing to compact")
+        return
+    before = len(rag.store.index(collection).manifest["segments"])
+    t0 = time.perf_counter()
+    manifest = compact(collection)
+    console.print(f"compacted '{collection}': {before} segments -> {len(manifest['segments'])}, "
+                  f"{manifest['chunks']} chunks at ledger revision {manifest['ledger_revision']} "
+                  f"in {time.perf_counter() - t0:.1f}s")
+
+
 app.command("finetune")(finetune_cmd)
 app.command("app")(app_cmd)
 app.command("mcp")(mcp_cmd)

@@ -184,7 +184,7 @@ def test_answer_meta_counts_retries_instead_of_repeating_them() -> None:
 
     tries = [Attempt("oa", False, 0.1, "oa: connection failed: refused") for _ in range(3)]
     answer = SimpleNamespace(provider="extractive", model="extractive", latency_s=0.2, ttft_s=None, tokens_in=1,
-                             tokens_out=1, cost_usd=0.0, groundedness=1.0, cached=False,
+                             tokens_out=1, cost_usd=0.0, groundedness=1.0, cached=False, abstained=False,
                              attempts=[*tries, Attempt("cl", False, 0.0, "skipped: no API key", skipped=True),
                                        Attempt("extractive", True, 0.1)])
     meta = answer_meta(answer)

@@ -30,7 +30,7 @@ def test_toml_file_and_precedence(monkeypatch: pytest.MonkeyPatch, tmp_path: Pat
 
 def test_bad_values_name_the_field(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RAG_INDEX__DENSE", "ivf")
-    with pytest.raises(ConfigError, match=r"^invalid RAG_INDEX__DENSE='ivf': Input should be 'flat' or 'hnsw'$"):
+    with pytest.raises(ConfigError, match=r"^invalid RAG_INDEX__DENSE='ivf': Input should be 'flat', 'hnsw' or 'auto'$"):
         Settings()
 
 
