@@ -209,3 +209,18 @@ def test_listing_reads_the_ledger_without_loading_the_model(env: Path, tmp_path:
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "kb" in out.stdout and "a.md" in out.stdout and out.stdout.strip().endswith("not loaded")
+
+
+def test_compact_merges_segments_and_search_still_answers(env: Path, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("RAG_INDEX__BACKGROUND_MERGE", "false")  # keep the segments for `rag compact` to merge
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for i, topic in enumerate(["rank fusion", "chunk overlap", "citation checks"]):
+        (docs / f"note{i}.md").write_text(f"# Note {i}\n\nThis note explains {topic} in detail.\n")
+        out = runner.invoke(app, ["ingest", str(docs / f"note{i}.md"), "--collection", "kb"])
+        assert out.exit_code == 0, out.output
+    out = runner.invoke(app, ["compact", "kb"])
+    assert out.exit_code == 0, out.output
+    assert "compacted 'kb': 3 segments -> 1" in out.output
+    out = runner.invoke(app, ["search", "chunk overlap", "--collection", "kb", "-k", "1"])
+    assert out.exit_code == 0 and "note1.md" in out.output
