@@ -166,7 +166,8 @@ def test_a_verbatim_quote_is_supported_without_embedding() -> None:
 
 
 def test_cli_and_app_show_abstentions_and_low_confidence_as_such() -> None:
-    from apps.cli import _print_answer_details, console
+    from apps.cli import console
+    from apps.output import Paths, print_answer_details
     from apps.ui.format import answer_meta
     from rag.answer import Answer
 
@@ -174,10 +175,10 @@ def test_cli_and_app_show_abstentions_and_low_confidence_as_such() -> None:
     unsure = Answer("q?", f"{LOW_CONFIDENCE} A quote. [1]", [], [], "ex", "extractive", groundedness=1.0,
                     low_confidence=True)
     with console.capture() as cap:
-        _print_answer_details(abstained)
+        print_answer_details(console, abstained, Paths())
     assert "abstained" in cap.get() and "groundedness" not in cap.get()
     with console.capture() as cap:
-        _print_answer_details(unsure)
+        print_answer_details(console, unsure, Paths())
     assert "low confidence" in cap.get() and "groundedness 1.00" in cap.get()
     assert "abstained" in answer_meta(abstained) and "groundedness" not in answer_meta(abstained)
     assert "low confidence" in answer_meta(unsure)
