@@ -34,7 +34,7 @@ install-dev: $(VENV)/.dev
 demo: $(VENV)/.base
 	$(RAG) ingest samples docs --collection demo
 	$(RAG) search "How does reciprocal rank fusion combine the BM25 and dense rankings?" --collection demo -k 3
-	$(RAG) ask "What happens to a file whose content has not changed when I ingest again?" --collection demo
+	$(RAG) ask "What happens to a file whose hash matches the ledger when I ingest again?" --collection demo
 
 test: $(VENV)/.dev
 	$(VENV)/bin/pytest -q

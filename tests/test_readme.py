@@ -145,7 +145,7 @@ def test_readme_provider_example_falls_back_without_keys(demo_home: tuple[Path, 
     toml = re.search(r"```toml\n(# rag\.toml\n.*?)```", README, re.S)
     assert toml is not None
     (tmp_path / "rag.toml").write_text(toml.group(1))
-    out = _rag(["ask", "What happens to a file whose content has not changed when I ingest again?", "-c", "demo",
+    out = _rag(["ask", "What happens to a file whose hash matches the ledger when I ingest again?", "-c", "demo",
                 "--no-cache"], _env(home), cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "answered by extractive" in out.stdout and "failed before: openai: skipped:" in out.stdout
