@@ -132,7 +132,7 @@ def test_api_keeps_answering_searches_while_a_bomb_is_parsed(tmp_path: Path, emb
 
     rag = RAG.open(settings=Settings(home=tmp_path / "home", limits=LimitsSettings(file_timeout_s=5)),
                    embedder=embedder)
-    client = TestClient(create_app(rag=rag, api_settings=ApiSettings(auth=False)))
+    client = TestClient(create_app(rag=rag, api_settings=ApiSettings(auth=False, rate_per_s=1000, burst=1000)))  # polls fast
     good = good_markdown(tmp_path / "good.md").read_bytes()
     assert client.post("/v1/collections", json={"name": "kb"}).status_code == 201
 
