@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from rag import RAG, registry
-from rag.cite import strip_markers
+from rag.cite import claims, strip_markers
 from rag.config import CitationSettings, LLMSettings, ProviderSettings, Settings
 from rag.llm.evidence import load_model
 from rag.llm.extractive import ExtractiveAnswerer
@@ -81,6 +81,9 @@ def test_low_confidence_answer_is_marked_and_still_quotes(docs: RAG) -> None:
                  collection="docs", providers=["unsure"], use_cache=False)
     assert a.low_confidence and not a.abstained and a.text.startswith(LOW_CONFIDENCE)
     _quotes_its_sources(a)
+    # unsure, it quotes its three likeliest units (the best one among them), not one guess
+    quoted = claims(a.text[len(LOW_CONFIDENCE):])
+    assert "1993" in a.text and 2 <= len(quoted) <= 3
     assert a.to_json()["low_confidence"] is True
 
 

@@ -32,7 +32,7 @@ from rag.vectors import SHARED
 WEIGHTS = Path(__file__).with_name("extractive_weights.json")
 FEATURES = ("cos", "cos_margin", "cov", "cov_margin", "win_cov", "prev_cov", "next_cov", "prev_cos",
             "heading_cov", "src_max_cos", "rank_inv", "pos_inv", "typed", "type_match", "novel", "len_log",
-            "is_row", "bigram")
+            "is_row", "bigram", "cos_rank", "cov_rank", "cos_x_cov")
 QUESTION_WORDS = frozenset(analyze("how what which who whom whose when where why does do did is are was were can "
                                     "could should would will tell me explain describe list give please name"))
 _MARKERS = re.compile(r"\[\d+(?:\s*[,;\u2013-]\s*\d+)*\]")
@@ -113,7 +113,7 @@ def _answer_type(question: str) -> re.Pattern[str] | None:
     return None
 
 
-def features(question: str, cands: list[Candidate], embedder: Any, *, max_embed: int = 12,
+def features(question: str, cands: list[Candidate], embedder: Any, *, max_embed: int = 6,
              qvec: np.ndarray | None = None) -> tuple[np.ndarray, list[int]]:
     """(feature matrix, candidate indices it covers): answerable candidates, the best `max_embed` by wording."""
     qtoks = [t for t in analyze(question) if t not in QUESTION_WORDS]
@@ -183,4 +183,13 @@ def features(question: str, cands: list[Candidate], embedder: Any, *, max_embed:
             float(typ is not None), match, math.log1p(novel), math.log1p(len(c.text.split())),
             float(c.kind == "row"), len(qbigrams & sb) / len(qbigrams) if qbigrams else 0.0,
         ])
-    return np.array(rows, dtype=np.float64), pool
+    x = np.array(rows, dtype=np.float64)
+    return np.hstack([x, _relative(x[:, 0], x[:, 2])]), pool
+
+
+def _relative(cos: np.ndarray, cov: np.ndarray) -> np.ndarray:
+    """Where a unit stands among this question's candidates (1/rank by meaning and by wording), and both at once."""
+    def inv_rank(v: np.ndarray) -> np.ndarray:
+        return 1.0 / (1.0 + np.argsort(np.argsort(-v, kind="stable"), kind="stable"))
+
+    return np.column_stack([inv_rank(cos), inv_rank(cov), cos * cov])

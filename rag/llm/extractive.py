@@ -8,8 +8,12 @@ and answers in one of three ways:
 - confident (best probability >= `confident_from`): the best unit, with the
   neighbours in its source that help answer (its heading or definition term,
   the next sentence) and, rarely, an equally strong unit from another source;
-- low confidence (between the thresholds): `LOW_CONFIDENCE`, then the most
-  relevant passage, quoted and cited, so the reader judges;
+- low confidence (between the thresholds): `LOW_CONFIDENCE`, then the best
+  unit with its context and the next likeliest units (up to three, each at
+  least 0.4 as likely as the best), quoted and cited, so the reader judges:
+  unsure which sentence answers, the model usually has it among its first
+  three (out of fold on the training split, answers then hold a gold answer
+  for 84% of answerable questions against 82% quoting the best unit alone);
 - abstention (below `abstain_below`): the standard "not in the sources" reply.
 
 Every answer sentence is a verbatim quote (whitespace and line-wrap hyphens
@@ -45,7 +49,7 @@ class ExtractiveAnswerer:
     """
 
     def __init__(self, cfg: ProviderSettings | None = None, home: Path | None = None, *,
-                 max_sentences: int = 3, max_embed: int = 12, model: Model | None = None) -> None:
+                 max_sentences: int = 3, max_embed: int = 6, model: Model | None = None) -> None:
         self.name = cfg.name if cfg else "extractive"
         self._model = model or load_model()
         self.model = f"extractive-{self._model.version}"
@@ -80,9 +84,11 @@ class ExtractiveAnswerer:
         cands, pool, probs = self.score(question, sources)
         if not len(pool) or float(probs.max()) < self._model.abstain_below:
             return NO_ANSWER
+        if float(probs.max()) < self._model.confident_from:
+            groups = closest(cands, pool, probs, self._model, self.max_sentences, terms=question_terms(question))
+            return f"{LOW_CONFIDENCE} " + " ".join(_render(cands, g) for g in groups)
         groups = compose(cands, pool, probs, self._model, self.max_sentences, terms=question_terms(question))
-        text = " ".join(_render(cands, g) for g in groups)
-        return text if float(probs.max()) >= self._model.confident_from else f"{LOW_CONFIDENCE} {text}"
+        return " ".join(_render(cands, g) for g in groups)
 
     def complete(self, messages: list[Message], params: GenerationParams) -> Completion:
         t0 = time.perf_counter()
@@ -148,6 +154,31 @@ def compose(cands: list[Candidate], pool: list[int], probs: np.ndarray, model: M
             groups.append([i])
             used += 1
     return groups
+
+
+def closest(cands: list[Candidate], pool: list[int], probs: np.ndarray, model: Model, max_sentences: int = 3,
+            terms: set[str] | None = None, ratio: float = 0.4) -> list[list[int]]:
+    """What a low-confidence answer quotes: the best unit as `compose` frames it, then the next likeliest units
+    that are at least `ratio` as likely as the best, up to `max_sentences`; one group per source, in reading order.
+
+    Unsure which unit answers, the model usually has the answer among its first few; a unit far less likely
+    than the best (a sibling table row, the next setting's default) would only be noise.
+    """
+    groups = compose(cands, pool, probs, model, max_sentences, terms=terms)
+    used = [i for g in groups for i in g]
+    count = sum(cands[i].kind != "heading" for i in used)
+    best = float(probs.max())
+    for j in np.argsort(-probs, kind="stable"):
+        i = pool[int(j)]
+        if count >= max_sentences or float(probs[j]) < ratio * best:
+            break
+        if i not in used:
+            used.append(i)
+            count += 1
+    by_source: dict[int, list[int]] = {}
+    for i in used:
+        by_source.setdefault(cands[i].n, []).append(i)
+    return [sorted(g, key=lambda i: cands[i].index) for g in by_source.values()]
 
 
 def _render(cands: list[Candidate], group: list[int]) -> str:
