@@ -103,11 +103,13 @@ def disk_bytes(home: Path) -> dict[str, int]:
     return {"index": idx, "sqlite": db}
 
 
-def latencies(rag: RAG, queries: list[str], **kw: Any) -> np.ndarray:
+def latencies(rag: RAG, queries: list[str], filters: Any = None) -> np.ndarray:
+    """Milliseconds per hybrid search; `filters` may be a function of the query's number."""
     out = []
-    for q in queries:
+    for n, q in enumerate(queries):
+        f = filters(n) if callable(filters) else filters
         t0 = time.perf_counter()
-        rag.search(q, collection="c", k=10, mode="hybrid", **kw)
+        rag.search(q, collection="c", k=10, mode="hybrid", filters=f)
         out.append((time.perf_counter() - t0) * 1000)
     return np.array(out)
 
@@ -191,6 +193,11 @@ def measure(n_chunks: int, base: Path) -> dict[str, Any]:
     res["hybrid_p50_ms"], res["hybrid_p99_ms"] = float(np.percentile(lat, 50)), float(np.percentile(lat, 99))
     flat = latencies(rag, queries, filters=Filters(tags=("even",)))
     res["filtered_p50_ms"] = float(np.percentile(flat, 50))
+    res["filtered_ratio_p50"] = res["filtered_p50_ms"] / res["hybrid_p50_ms"]
+    # every query a filter not seen before (same allowed set, new cache key): the SQL runs each time
+    fresh = latencies(rag, queries, filters=lambda n: Filters(tags=("even", f"absent{n}")))
+    res["filtered_new_filter_p50_ms"] = float(np.percentile(fresh, 50))
+    res["filtered_new_filter_ratio_p50"] = res["filtered_new_filter_p50_ms"] / res["hybrid_p50_ms"]
     res["dense_recall_at_10"] = recall_at_10(rag, queries[:100])
     t0 = time.perf_counter()
     rag.store.compact("c")

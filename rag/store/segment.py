@@ -73,6 +73,36 @@ class Segment:
         return np.unique(pos[self.ids[pos] == chunk_ids]).astype(np.int64)
 
 
+def member_mask(ids: np.ndarray, allowed: np.ndarray) -> np.ndarray:
+    """Boolean mask over sorted `ids`: which are in sorted `allowed` (one vectorised binary search)."""
+    if not len(allowed) or not len(ids):
+        return np.zeros(len(ids), dtype=bool)
+    pos = np.minimum(np.searchsorted(allowed, ids), len(allowed) - 1)
+    return np.asarray(allowed[pos] == ids)
+
+
+class AllowedIds:
+    """Chunk ids a filter lets through (ascending), with each segment's row mask computed once.
+
+    The store hands the same object to every search with the same filter until the ledger
+    moves, so the dense and BM25 sides of a query, and later queries, share the masks.
+    """
+
+    def __init__(self, ids: np.ndarray) -> None:
+        self.ids = np.asarray(ids, np.int64)
+        self._masks: dict[str, np.ndarray] = {}
+
+    def __len__(self) -> int:
+        return int(len(self.ids))
+
+    def mask(self, seg: Segment) -> np.ndarray:
+        got = self._masks.get(seg.name)
+        if got is None:  # segments never change, so a name keys its mask for good
+            got = member_mask(seg.ids, self.ids)
+            self._masks[seg.name] = got
+        return got
+
+
 def postings_from_tokens(docs: list[list[str]]) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """CSC postings of tokenised rows: (terms, indptr, rows, tf, doclen). Empty rows count length 1 as bm25s does."""
     doclen = np.array([max(len(d), 1) for d in docs], dtype=np.int32)
