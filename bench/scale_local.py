@@ -54,6 +54,7 @@ class HashEmbedder:
     def __init__(self) -> None:
         self._words: dict[str, np.ndarray] = {}
         self._vocab = np.stack([self._word(w) for w in VOCAB])  # the synthetic corpus's words, looked up in bulk
+        self._row = {w: i for i, w in enumerate(VOCAB)}
 
     def _word(self, w: str) -> np.ndarray:
         v = self._words.get(w)
@@ -70,12 +71,13 @@ class HashEmbedder:
 
     def encode(self, texts: list[str], *, batch_size: int | None = None) -> np.ndarray:
         out = np.zeros((len(texts), self.dim), np.float32)
-        for i, t in enumerate(texts):
+        for i, t in enumerate(texts):  # a model spends its time outside the interpreter: keep Python work small
             words = WORD.findall(t.lower())[:256]
-            known = [int(w[1:]) for w in words if w[0] == "w" and w[1:].isdigit() and int(w[1:]) < len(VOCAB)]
+            rows = [self._row.get(w, -1) for w in words]
+            known = [r for r in rows if r >= 0]
             out[i] = self._vocab[known].sum(axis=0) if known else 0.0
-            for w in words:
-                if not (w[0] == "w" and w[1:].isdigit() and int(w[1:]) < len(VOCAB)):
+            for w, r in zip(words, rows, strict=True):
+                if r < 0:
                     out[i] += self._word(w)
         return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-6)
 
@@ -224,10 +226,12 @@ def concurrent(rag: RAG, queries: list[str], start: int) -> dict[str, float]:
     busy: list[float] = []
     done = threading.Event()
 
+    docs = [make_doc(start + j) for j in range(2500)]  # made first: the ingest, not the synthesis, runs beside searches
+
     def ingest() -> None:
         try:
             for b in range(0, 2500, 250):
-                rag.ingest_texts([make_doc(start + j) for j in range(b, b + 250)], collection="c")
+                rag.ingest_texts(docs[b:b + 250], collection="c")
         finally:
             done.set()
 
