@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from sqlalchemy import insert
 
 from ingest.chunking import Chunker
@@ -25,6 +26,7 @@ from ingest.workers import FileLoading, Pending
 from rag.config import Settings
 from rag.contextual import index_text
 from rag.errors import LoaderError, RagError
+from rag.priority import pause_for_searches
 from rag.store.base import Store
 from rag.store.index import read_manifest
 from rag.store.ledger import IngestFile, IngestRun
@@ -32,6 +34,7 @@ from rag.store.local import DocumentWrite, text_hash
 from rag.types import SourceText
 
 log = logging.getLogger(__name__)
+EMBED_SLICE = 64  # texts per encode call: searches in this process may run between slices
 
 
 class LocalIngestor:
@@ -164,6 +167,7 @@ class LocalIngestor:
         notes: dict[str, str] = {}
         loading = FileLoading(self.settings.limits, max_bytes)
         for (item, chash, size), pending in zip(group, loads or [None] * len(group), strict=True):
+            pause_for_searches()
             ts = time.perf_counter()
             loaded = loading.result(item, pending)
             parse_s = loaded.seconds  # in its worker: waiting here overlaps the previous batch's embedding
@@ -211,8 +215,12 @@ class LocalIngestor:
             self._emit(report, progress, FileResult(src, "failed", reason, 0, timing.get(src, 0.0),
                                                     (notes or {}).get(src)))
 
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        pause_for_searches()  # between slices: a search in this process runs first (rag.priority)
+        return np.asarray(self.embedder.encode(texts), np.float32).reshape(len(texts), -1)
+
     def _embed(self, writes: list[DocumentWrite], report: IngestReport, progress: Progress) -> None:
-        """Embed only texts the cache does not hold, all of the batch in one call.
+        """Embed only texts the cache does not hold, in slices of `EMBED_SLICE` texts.
 
         What is embedded is the chunk with its context header (rag.contextual); the
         cache and the ledger key vectors by the hash of exactly that text.
@@ -227,7 +235,8 @@ class LocalIngestor:
         todo = [h for h in texts if h not in cached]
         if todo:
             ts = time.perf_counter()
-            vecs = self.embedder.encode([texts[h][0] for h in todo])
+            vecs = np.concatenate([self._encode([texts[h][0] for h in todo[i:i + EMBED_SLICE]])
+                                   for i in range(0, len(todo), EMBED_SLICE)])
             secs = time.perf_counter() - ts
             tokens = sum(texts[h][1] for h in todo)
             report.stage_seconds["embed"] += secs

@@ -11,6 +11,7 @@ from rag import fusion
 from rag.config import RerankSettings, RetrievalSettings
 from rag.errors import ConfigError
 from rag.filters import Filters
+from rag.priority import searching
 from rag.types import Hit
 
 Mode = Literal["hybrid", "dense", "bm25"]
@@ -73,6 +74,11 @@ def fuse(req: RetrievalRequest, runs: dict[str, tuple[np.ndarray, np.ndarray]]) 
 
 def retrieve(req: RetrievalRequest, store: Any, embedder: Any, reranker: Any = None) -> list[Hit]:
     """Top k hits with every retriever's rank and score; reranked when asked and available."""
+    with searching():  # writes in this process step aside meanwhile (rag.priority)
+        return _retrieve(req, store, embedder, reranker)
+
+
+def _retrieve(req: RetrievalRequest, store: Any, embedder: Any, reranker: Any) -> list[Hit]:
     index = store.index(req.collection)
     allowed = store.allowed_chunk_ids(req.collection, req.filters)
     runs = run_retrievers(req, index, embedder, allowed)

@@ -146,3 +146,23 @@ def test_two_stores_share_one_home(tmp_path: Path, embedder: object) -> None:
     writer.store.write_batch(writer.store.collection("c"), [], removed=["d01"])
     assert "d01" not in {h.source for h in reader.search("note 1", collection="c", k=20, mode="bm25")}
     assert reader.store.index("c").revision == writer.store.index("c").revision
+
+
+def test_a_kept_filter_follows_writes_from_any_store(tmp_path: Path, embedder: object) -> None:
+    """The allowed-id set kept per filter is dropped when the ledger moves, whichever store wrote."""
+    reader = open_rag(tmp_path / "h", embedder, batch=2)
+    writer = open_rag(tmp_path / "h", embedder, batch=2)
+    reader.ingest_texts([doc(i) for i in range(4)], collection="c")
+    even = Filters(tags=("even",))
+
+    def sources() -> set[str]:
+        return {h.source for h in reader.search("power", collection="c", k=20, mode="bm25", filters=even)}
+
+    assert sources() == {"d00", "d02"}
+    assert reader.store.allowed_chunk_ids("c", even) is reader.store.allowed_chunk_ids("c", even)  # kept
+    writer.ingest_texts([doc(4), doc(6)], collection="c")
+    assert sources() == {"d00", "d02", "d04", "d06"}
+    writer.store.write_batch(writer.store.collection("c"), [], removed=["d02"])
+    assert sources() == {"d00", "d04", "d06"}
+    unhashable = Filters(metadata=(("team", ["t0", "t1"]),))  # a list value: resolved every time, never kept
+    assert reader.store.allowed_chunk_ids("c", unhashable) is not reader.store.allowed_chunk_ids("c", unhashable)

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from rag.store.segment import Segment
+from rag.store.segment import AllowedIds, Segment, member_mask
 
 _local = threading.local()
 
@@ -101,7 +101,8 @@ class DenseView:
     def size(self) -> int:
         return sum(p.seg.size if live is None else int(live.sum()) for p, live in self.parts)
 
-    def search(self, query: np.ndarray, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def search(self, query: np.ndarray, k: int,
+               allowed: AllowedIds | np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Top-k (chunk ids, scores), best first, ties by chunk id; `allowed` restricts before scoring."""
         if k <= 0 or (allowed is not None and len(allowed) == 0):
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
@@ -116,12 +117,14 @@ class DenseView:
         return top_by_score(ids, scores, k)
 
 
-def restrict(seg: Segment, live: np.ndarray | None, allowed: np.ndarray | None) -> np.ndarray | None:
-    """Boolean row mask of live rows inside `allowed` (None: every row)."""
+def restrict(seg: Segment, live: np.ndarray | None, allowed: AllowedIds | np.ndarray | None) -> np.ndarray | None:
+    """Boolean row mask of live rows inside `allowed` (None: every row); a bare id array works too."""
     if allowed is None:
         return live
-    mask = np.zeros(seg.size, dtype=bool)
-    mask[seg.rows_of(allowed)] = True
+    if isinstance(allowed, AllowedIds):
+        mask = allowed.mask(seg)
+    else:
+        mask = member_mask(seg.ids, np.unique(np.asarray(allowed, np.int64)))
     return mask if live is None else mask & live
 
 

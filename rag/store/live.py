@@ -25,6 +25,7 @@ from sqlalchemy import select
 
 from rag.contextual import ChunkRow, sparse_texts
 from rag.errors import IndexMismatchError
+from rag.priority import pause_for_searches
 from rag.store import index as idx
 from rag.store import merge as mp
 from rag.store import segment as sg
@@ -135,7 +136,12 @@ class LiveIndex:
         ids = np.array([r[0] for r in rows], dtype=np.int64)
         vectors = np.stack([cache[r[2]] for r in rows]).astype(np.float32)
         kind = dense_kind(len(rows), self.cfg.dense, self.cfg.hnsw_min_rows)
-        return sg.build(ids, vectors, [analyze(t, self.cfg.bm25_language) for t in texts], dense_kind=kind,
+        tokens = []
+        for i, text in enumerate(texts):
+            if i % 8 == 0:
+                pause_for_searches()  # tokenising is pure Python: searches in this process go first
+            tokens.append(analyze(text, self.cfg.bm25_language))
+        return sg.build(ids, vectors, tokens, dense_kind=kind,
                         hnsw_m=self.cfg.hnsw_m, ef_construction=self.cfg.hnsw_ef_construction)
 
     # -- catching up and rebuilding (callers hold the writer lock) ---------------------

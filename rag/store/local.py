@@ -14,7 +14,9 @@ from __future__ import annotations
 import hashlib
 import re
 import shutil
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,8 +34,10 @@ from rag.store.db import open_engine, session_factory
 from rag.store.ledger import Chunk, Collection, Document, Embedding, IndexBuild
 from rag.store.live import ROW_COLS, LiveIndex
 from rag.store.local_filters import allowed_chunk_ids
+from rag.store.segment import AllowedIds
 from rag.types import Hit
 
+ALLOWED_CACHE = 32  # filters whose allowed-id sets are kept (bytes: 8 per id + 1 per indexed row)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -74,6 +78,8 @@ class LocalStore:
         self.engine = open_engine(settings.database_url)
         self.sessions = session_factory(self.engine)
         self._live: LiveIndex | None = None  # built on first index use: PgStore reuses this class for its ledger
+        self._allowed: OrderedDict[tuple[Any, ...], AllowedIds] = OrderedDict()  # recent filters' id sets
+        self._allowed_lock = threading.Lock()
 
     @property
     def live(self) -> LiveIndex:
@@ -271,13 +277,35 @@ class LocalStore:
         if self._live is not None:
             self._live.wait()
 
-    def allowed_chunk_ids(self, name: str, filters: Filters | None) -> np.ndarray | None:
-        """Chunk ids that pass `filters` (None: no filter, everything allowed), resolved in SQL."""
+    def allowed_chunk_ids(self, name: str, filters: Filters | None) -> AllowedIds | None:
+        """Chunk ids that pass `filters` (None: no filter, everything allowed), resolved in SQL.
+
+        The answer is kept per (collection, ledger revision, filters) for the last
+        `ALLOWED_CACHE` filters: any write bumps the revision, so a kept set is never stale,
+        and a repeated filter (a UI facet, an API client's scope) skips the SQL and the masks.
+        """
         if filters is None or filters.empty:
             return None
         coll = self.collection(name)
+        try:
+            key: tuple[Any, ...] | None = (coll.id, str(coll.created_at), int(coll.revision or 0), filters)
+            hash(key)
+        except TypeError:  # a metadata value that is a list or dict: not hashable, not kept
+            key = None
+        if key is not None:
+            with self._allowed_lock:
+                got = self._allowed.get(key)
+                if got is not None:
+                    self._allowed.move_to_end(key)
+                    return got
         with self.sessions() as s:
-            return allowed_chunk_ids(s, coll.id, filters)
+            got = AllowedIds(allowed_chunk_ids(s, coll.id, filters))
+        if key is not None:
+            with self._allowed_lock:
+                self._allowed[key] = got
+                while len(self._allowed) > ALLOWED_CACHE:
+                    self._allowed.popitem(last=False)
+        return got
 
     def hits(self, ids: Sequence[int], scores: Sequence[float], ranks: dict[str, dict[int, int]],
              raw: dict[str, dict[int, float]]) -> list[Hit]:

@@ -66,9 +66,11 @@ def allowed_chunk_ids(s: Session, collection_id: int, filters: Filters) -> np.nd
     conds, python = _conditions(filters, sqlite)
     where = and_(Document.collection_id == collection_id, Document.status == "ok", *conds)
     if not python:
-        rows = s.connection().execute(select(Chunk.id).join(Document, Chunk.document_id == Document.id)
-                                      .where(where).order_by(Chunk.id)).scalars().all()  # Core: no ORM per row
-        return np.array(rows, dtype=np.int64)
+        result = s.connection().execute(select(Chunk.id).join(Document, Chunk.document_id == Document.id)
+                                        .where(where).order_by(Chunk.id))
+        # Straight off the driver's cursor: integer ids need no conversion, and the per-row
+        # processing of a Result costs more than the query itself at 10k ids.
+        return np.fromiter((r[0] for r in result.cursor), dtype=np.int64)
     docs = [d for d, src, mt, meta, upd in s.execute(select(
         Document.id, Document.source_uri, Document.media_type, Document.metadata_, Document.updated_at).where(where))
         if filters.match_document(src, mt, meta or {}, upd)]

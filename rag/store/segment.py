@@ -28,6 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from rag.priority import pause_for_searches
+
 FILES = ("ids.npy", "vectors.npy", "terms.json", "post_indptr.npy", "post_rows.npy", "post_tf.npy",
          "doclen.npy", "segment.json")
 
@@ -73,14 +75,51 @@ class Segment:
         return np.unique(pos[self.ids[pos] == chunk_ids]).astype(np.int64)
 
 
+def member_mask(ids: np.ndarray, allowed: np.ndarray) -> np.ndarray:
+    """Boolean mask over sorted `ids`: which are in sorted `allowed` (one vectorised binary search)."""
+    if not len(allowed) or not len(ids):
+        return np.zeros(len(ids), dtype=bool)
+    pos = np.minimum(np.searchsorted(allowed, ids), len(allowed) - 1)
+    return np.asarray(allowed[pos] == ids)
+
+
+class AllowedIds:
+    """Chunk ids a filter lets through (ascending), with each segment's row mask computed once.
+
+    The store hands the same object to every search with the same filter until the ledger
+    moves, so the dense and BM25 sides of a query, and later queries, share the masks.
+    """
+
+    def __init__(self, ids: np.ndarray) -> None:
+        self.ids = np.asarray(ids, np.int64)
+        self._masks: dict[str, np.ndarray] = {}
+
+    def __len__(self) -> int:
+        return int(len(self.ids))
+
+    def mask(self, seg: Segment) -> np.ndarray:
+        got = self._masks.get(seg.name)
+        if got is None:  # segments never change, so a name keys its mask for good
+            got = member_mask(seg.ids, self.ids)
+            self._masks[seg.name] = got
+        return got
+
+
 def postings_from_tokens(docs: list[list[str]]) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """CSC postings of tokenised rows: (terms, indptr, rows, tf, doclen). Empty rows count length 1 as bm25s does."""
-    doclen = np.array([max(len(d), 1) for d in docs], dtype=np.int32)
-    terms = sorted({t for d in docs for t in d})
-    col = {t: i for i, t in enumerate(terms)}
-    flat = np.fromiter((col[t] for d in docs for t in d), dtype=np.int64, count=sum(len(d) for d in docs))
-    row = np.repeat(np.arange(len(docs), dtype=np.int64), [len(d) for d in docs])
-    return (terms, *_csc(flat, row, len(terms), len(docs)), doclen)
+    lens = [len(d) for d in docs]
+    doclen = np.maximum(np.array(lens, dtype=np.int32), 1)
+    seen: dict[str, int] = {}  # term -> number in order of first sight
+    flat: list[int] = []
+    for i, d in enumerate(docs):
+        if i % 64 == 0:
+            pause_for_searches()  # pure Python: searches in this process go first
+        flat.extend([seen.setdefault(t, len(seen)) for t in d])
+    terms = sorted(seen)
+    to_sorted = np.empty(len(terms), dtype=np.int64)
+    to_sorted[[seen[t] for t in terms]] = np.arange(len(terms))
+    row = np.repeat(np.arange(len(docs), dtype=np.int64), lens)
+    return (terms, *_csc(to_sorted[np.array(flat, dtype=np.int64)], row, len(terms), len(docs)), doclen)
 
 
 def _csc(term: np.ndarray, row: np.ndarray, n_terms: int, n_rows: int,
@@ -119,6 +158,7 @@ def merge(parts: list[tuple[Segment, np.ndarray]], *, dense_kind: str, hnsw_m: i
     ids, vecs, lens, t_all, r_all, c_all = [], [], [], [], [], []
     base = 0
     for seg, live in parts:
+        pause_for_searches()  # a merge runs beside searches in this process: they go first
         new_row = np.full(seg.size, -1, dtype=np.int64)
         new_row[live] = np.arange(base, base + int(live.sum()))
         ids.append(seg.ids[live])
