@@ -8,8 +8,9 @@ In one run:
 * fills the collection up to `--chunks` chunks with more SciFact texts (`ingest_texts`);
 * runs the watcher (`ingest.watch.watch_folders`, default settle 1.0 s, debounce 300 ms) in a
   thread and, `--saves` times, saves one new file with a unique word and times until a
-  BM25 search for that word returns the file. Until the live index lands, each save pays
-  a full index rebuild (FAISS + BM25 over every chunk), which the figure includes.
+  BM25 search for that word returns the file. With the live index (rag.store.live) a save
+  writes one small segment; the figure includes the settle wait (`--settle`), the debounce,
+  the sync pass and the search.
 
 Run from the repository root:
 
@@ -36,7 +37,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from eval.datasets import load_beir  # noqa: E402
-from ingest.sync import sync_paths  # noqa: E402
+from ingest.sync import SyncReport, sync_paths  # noqa: E402
 from ingest.watch import watch_folders  # noqa: E402
 from rag import RAG  # noqa: E402
 from rag.types import SourceText  # noqa: E402
@@ -93,9 +94,15 @@ def main() -> None:
 
         stop = threading.Event()
         passes: list[float] = []
+        rebuilt: list[bool] = []
+
+        def on_sync(report: SyncReport) -> None:
+            passes.append(report.seconds)
+            rebuilt.append(report.index_rebuilt)
+
         watcher = threading.Thread(target=watch_folders, args=(rag, [folder]), daemon=True,
                                    kwargs={"collection": "sync", "stop": stop, "settle_s": args.settle,
-                                           "on_sync": lambda r: passes.append(r.seconds)})
+                                           "on_sync": on_sync})
         watcher.start()
         while not passes:  # the watcher's first, full pass
             time.sleep(0.1)
@@ -122,12 +129,13 @@ def main() -> None:
            "settle_s": args.settle, "save_to_searchable_s": [round(s, 2) for s in latencies],
            "save_to_searchable_median_s": round(statistics.median(latencies), 2),
            "sync_pass_s_after_save": [round(s, 2) for s in passes[1:]],
-           "target_save_s": TARGET_SAVE_S, "index": "full rebuild per change (live index not merged)"}
+           "target_save_s": TARGET_SAVE_S, "index": "live (one segment per change)",
+           "index_rebuilt_after_save": rebuilt[1:]}
     print("\n| measure | value |\n|---|---|")
     print(f"| no-change pass over {args.files:,} files (median of 3) | {out['no_change_pass_median_s']:.2f} s |")
     print(f"| first sync of {args.files:,} files | {first_s:.1f} s |")
     print(f"| save -> searchable, {chunks:,} chunks, settle {args.settle} s (median of {args.saves}) "
-          f"| {out['save_to_searchable_median_s']:.2f} s (target <= {TARGET_SAVE_S} s with the live index) |")
+          f"| {out['save_to_searchable_median_s']:.2f} s (target <= {TARGET_SAVE_S} s) |")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
     print(f"wrote {args.out}")

@@ -23,6 +23,7 @@ from __future__ import annotations
 import functools
 import io
 import logging
+import os
 import shutil
 import subprocess
 import time
@@ -131,7 +132,12 @@ class RapidOcrEngine:
 
 
 class TesseractEngine:
-    """The system `tesseract` binary (English), one process per page, killed at the deadline."""
+    """The system `tesseract` binary (English), one process per page, killed at the deadline.
+
+    It runs with one OpenMP thread (`OMP_THREAD_LIMIT=1` unless the environment
+    sets it): its default threads spin-wait, and on 2 busy cores a page took
+    4x the wall time and 4.4x the CPU time (bench/ocr.py notes).
+    """
 
     name = "tesseract"
 
@@ -141,6 +147,7 @@ class TesseractEngine:
             raise OcrUnavailable("OCR engine tesseract is not installed: apt-get install tesseract-ocr, "
                                  "or set RAG_OCR__ENGINE=rapidocr")
         self.lang = lang
+        self.env = {**os.environ, "OMP_THREAD_LIMIT": os.environ.get("OMP_THREAD_LIMIT", "1")}
 
     def read(self, image: np.ndarray, deadline: float, min_confidence: float) -> OcrPage:
         from PIL import Image
@@ -150,7 +157,7 @@ class TesseractEngine:
         Image.fromarray(image).save(buf, format="PNG")
         try:
             out = subprocess.run([str(self.binary), "stdin", "stdout", "-l", self.lang, "tsv"],
-                                 input=buf.getvalue(), capture_output=True,
+                                 input=buf.getvalue(), capture_output=True, env=self.env,
                                  timeout=max(deadline - time.monotonic(), 0.1), check=True)
         except subprocess.TimeoutExpired:
             return OcrPage("", 0.0, time.monotonic() - t0, timed_out=True)

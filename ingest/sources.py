@@ -5,6 +5,7 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import json
+import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -107,6 +108,14 @@ def _walk(path: Path, glob: str | None) -> Iterator[Path]:
 
 
 def under_roots(source: str, roots: list[Path]) -> bool:
-    """Whether a ledger source lies under one of this run's roots (prune only touches those)."""
-    p = Path(source)
-    return any(p == r or r in p.parents for r in roots)
+    """Whether a ledger source lies under one of this run's roots (prune only touches those).
+
+    A string prefix test: sources and roots are both `str(Path)`, so normalised. A sync
+    asks this of every document of the collection, and `Path.parents` cost 0.9 s of a
+    2.4 s one-file pass over 10,000 documents.
+    """
+    for r in roots:
+        root = str(r)
+        if source == root or source.startswith(root if root.endswith(os.sep) else root + os.sep):
+            return True
+    return False

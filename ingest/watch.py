@@ -22,6 +22,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -97,14 +98,17 @@ class Settle:
 def watch_folders(rag: Any, paths: Iterable[str | Path], *, collection: str, glob: str | None = None,
                   stop: threading.Event | None = None, on_sync: Callable[[SyncReport], None] | None = None,
                   settle_s: float = 1.0, debounce_ms: int = 300, tick_ms: int = 200,
-                  max_wait_s: float = 60.0) -> int:
+                  max_wait_s: float = 60.0, guard: AbstractContextManager[Any] | None = None) -> int:
     """Sync once, then after every settled change until `stop` is set. Returns the number of passes.
 
-    `on_sync` gets each pass's report (the first, full pass included).
+    `on_sync` gets each pass's report (the first, full pass included). `guard` is
+    held around each pass (the HTTP API shares one lock with its upload jobs, so
+    one writer at a time).
     """
     import watchfiles
 
     roots = discover(paths, glob)[1]
+    guard = guard if guard is not None else nullcontext()
     passes = 0
     settle = Settle(settle_s, max_wait_s)
     deleted_at: float | None = None  # last deletion seen; it waits `settle_s` too, for a rename's other half
@@ -112,7 +116,8 @@ def watch_folders(rag: Any, paths: Iterable[str | Path], *, collection: str, glo
                                     rust_timeout=tick_ms, yield_on_timeout=True, raise_interrupt=False,
                                     watch_filter=lambda _c, p: not is_temporary(Path(p).name)):
         if passes == 0:  # the watcher is up: a full pass now misses nothing that changes meanwhile
-            report = sync_changed(rag, discover(roots, glob)[0], roots, collection=collection)
+            with guard:
+                report = sync_changed(rag, discover(roots, glob)[0], roots, collection=collection)
             passes = 1
             if on_sync:
                 on_sync(report)
@@ -136,7 +141,8 @@ def watch_folders(rag: Any, paths: Iterable[str | Path], *, collection: str, glo
             items = [FileItem(p, str(p)) for p in sorted(set(ready)) if p.exists()]
             deleted_at = None
             try:
-                report = sync_changed(rag, items, roots, collection=collection)
+                with guard:
+                    report = sync_changed(rag, items, roots, collection=collection)
             except Exception:  # noqa: BLE001 - a watcher keeps going; the next change retries
                 log.exception("sync pass failed; it is retried on the next change")
                 continue

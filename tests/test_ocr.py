@@ -107,6 +107,18 @@ def test_jpeg_and_multipage_tiff_with_tesseract(tmp_path: Path) -> None:
 
 @needs_tesseract
 @pytest.mark.may_skip
+def test_tesseract_runs_one_openmp_thread_unless_told(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its default OpenMP threads spin on busy cores (bench/ocr.py); a user's own setting wins."""
+    from ingest.ocr import TesseractEngine
+
+    monkeypatch.delenv("OMP_THREAD_LIMIT", raising=False)
+    assert TesseractEngine().env["OMP_THREAD_LIMIT"] == "1"
+    monkeypatch.setenv("OMP_THREAD_LIMIT", "4")
+    assert TesseractEngine().env["OMP_THREAD_LIMIT"] == "4"
+
+
+@needs_tesseract
+@pytest.mark.may_skip
 def test_shared_scanned_pdf_is_now_readable() -> None:
     doc = load_file(DOCS / "non_text_searchable.pdf", max_bytes=10 * MB, ocr=OcrSettings(engine="tesseract"))
     assert "Non-text-searchable PDF" in doc.text and "rendered as plain text" in doc.text

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from ingest.sources import under_roots
 from ingest.sync import FULL_REBUILD_NOTE, sync_paths
 from ingest.watch import Settle, is_temporary, watch_folders
 from rag import RAG
@@ -76,6 +77,13 @@ def test_sync_only_touches_its_own_folders(tmp_path: Path, rag: RAG) -> None:
     (two / "beta.md").unlink()
     report = sync_paths(rag, [one], collection="c")  # two/ is not synced in this pass
     assert not report.removed and "beta.md" in ledger(rag)
+
+
+def test_under_roots_is_a_folder_test_not_a_name_prefix(tmp_path: Path) -> None:
+    root = tmp_path / "docs"
+    assert under_roots(str(root / "a" / "b.md"), [root]) and under_roots(str(root), [root])
+    assert not under_roots(str(tmp_path / "docs2" / "b.md"), [root])  # a sibling sharing the name's start
+    assert not under_roots("note-7", [root]) and under_roots(str(root / "x.md"), [Path("/")])
 
 
 def test_temporary_files_and_settling(tmp_path: Path) -> None:

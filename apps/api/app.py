@@ -32,6 +32,7 @@ from apps.api.limits import ApiError, ApiSettings, BodySizeLimit, RateLimiter, s
 from apps.api.metrics import ApiMetrics, MetricsMiddleware
 from apps.api.openai_compat import openai_router
 from apps.api.public import error_type, public
+from apps.api.watches import FolderWatches, watch_router
 from apps.mcp import mount_mcp
 from rag import RAG, Filters, RagError, Settings
 from rag.batching import for_serving
@@ -137,6 +138,7 @@ def create_app(settings: Settings | None = None, rag: RAG | None = None,
         log.warning("RAG_API__AUTH=false: every caller is an admin of every collection; local use only")
     limiter = RateLimiter(cfg.rate_per_s, cfg.burst)
     jobs = JobRunner(rag, on_report=metrics.observe_ingest)
+    watches = FolderWatches(rag, cfg.watch_roots, jobs.writes)
     uploads = rag.settings.home.resolve() / "uploads"
     from ingest.loaders import SUPPORTED_SUFFIXES
 
@@ -146,12 +148,15 @@ def create_app(settings: Settings | None = None, rag: RAG | None = None,
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        watches.start()  # folders registered before a restart
         yield
+        watches.shutdown()
         jobs.shutdown()
 
     app = FastAPI(title="rag-platform", version="1", lifespan=lifespan, description="Collections, uploads, "
                   "hybrid search and answers with checked citations. Send `Authorization: Bearer <key>`.")
     app.state.rag, app.state.jobs, app.state.metrics, app.state.api_settings = rag, jobs, metrics, cfg
+    app.state.watches = watches
     app.add_middleware(BodySizeLimit, settings=cfg)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     _install_errors(app)
@@ -171,6 +176,7 @@ def create_app(settings: Settings | None = None, rag: RAG | None = None,
     Key = Annotated[KeyInfo, Depends(caller)]
     app.include_router(openai_router(rag, caller, metrics))  # /v1/models, /v1/chat/completions
     mount_mcp(app, rag, auth, limiter, metrics)  # /mcp (MCP over streamable HTTP)
+    app.include_router(watch_router(watches, caller, needs, store))  # /v1/collections/{c}/watches
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:
@@ -218,6 +224,8 @@ def create_app(settings: Settings | None = None, rag: RAG | None = None,
 
     @app.delete("/v1/collections/{collection}", tags=["collections"])
     def delete_collection(collection: str, key: Annotated[KeyInfo, Depends(needs("admin"))]) -> dict[str, Any]:
+        store.collection(collection)  # 404 before its watches stop
+        watches.drop_collection(collection)  # else a watcher's next pass would write into it again
         rag.delete_collection(collection)  # validates the name, so the rmtree below stays inside uploads/
         shutil.rmtree(uploads / collection, ignore_errors=True)
         return {"deleted": collection}

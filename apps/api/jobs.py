@@ -72,6 +72,7 @@ class JobRunner:
         self._jobs: OrderedDict[str, Job] = OrderedDict()
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rag-ingest")
+        self.writes = threading.Lock()  # held by each job and each watched folder's sync pass
 
     def submit(self, collection: str, paths: list[Path], names: dict[str, str]) -> Job:
         """Queue `paths` (already saved and checked) for ingestion into `collection`."""
@@ -86,7 +87,8 @@ class JobRunner:
     def _run(self, job: Job, paths: list[Path], names: dict[str, str]) -> None:
         job.status, job.started_at = "running", _now()
         try:
-            report = self.rag.ingest(paths, collection=job.collection)
+            with self.writes:
+                report = self.rag.ingest(paths, collection=job.collection)
             job.report = report_json(report, names)
             if self.on_report is not None:
                 self.on_report(report)

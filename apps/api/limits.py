@@ -44,6 +44,8 @@ class ApiSettings(BaseSettings):
     max_upload_mb: float = Field(50.0, gt=0, description="Largest single uploaded file.")
     max_files: int = Field(20, ge=1, description="Most files in one upload request.")
     max_json_kb: int = Field(256, ge=1, description="Largest JSON request body.")
+    watch_roots: list[Path] = Field(default_factory=list, description="Folders under which a watched folder "
+                                    "may be registered (POST /v1/collections/{c}/watches); none refuses all.")
 
 
 class ApiError(Exception):
