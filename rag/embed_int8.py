@@ -8,7 +8,7 @@ Nothing is downloaded. On first use the model is built once (about 30 s on 2 cor
    quantized per batch at run time, so every weight MatMul runs on the integer kernels (AVX-512 VNNI
    where the CPU has it, AVX2 otherwise). No calibration data is needed.
 
-Measured side by side on an AVX2-only EPYC (2 threads, loaded machine, /tmp-free recipe comparison in
+Measured side by side on an AVX2-only EPYC (2 threads, loaded machine; bench/int8_recipes/, results in
 bench/results/int8_recipes.json): quantizing the *unfused* graph runs 1.65x fp32, against 1.24x when
 the BERT subgraphs are first fused (`onnxruntime.transformers.optimizer`: the fused int8 Attention op is
 slow on AVX2); static (calibrated) QDQ/QOperator int8 was slower than fp32 and less faithful (cosine
