@@ -51,7 +51,8 @@ def test_graph_is_built_once_and_cached(int8_embedder, tmp_path) -> None:
 
     settings = int8_embedder.settings
     graph = int8_graph(settings, resolve_model_path(settings.model))
-    assert graph.is_file() and graph.stat().st_size < 40e6  # int8: about a quarter of the fp32 90 MB
+    # int8 MatMul weights (a quarter of their fp32 size); the 47 MB word-embedding table stays fp32
+    assert graph.is_file() and graph.stat().st_size < 60e6  # the fp32 graph is 90 MB
     before = graph.stat().st_mtime_ns
     assert int8_graph(settings, resolve_model_path(settings.model)) == graph
     assert graph.stat().st_mtime_ns == before  # reused, not rebuilt
