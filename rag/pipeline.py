@@ -81,12 +81,13 @@ class Answerer:
         return self._chains[key]
 
     def _provider_keys(self, chain: FallbackLLM) -> list[dict[str, Any]]:
-        """What each provider answers with: kind, model (the instance's, e.g. the extractive weights' version)
-        and the settings that change its text. Secrets, timeouts and prices are left out."""
+        """What each provider answers with: kind, the configured model and the instance's (e.g. the extractive
+        answerer's weights and code version), and the settings that change its text. Secrets, timeouts and
+        prices are left out."""
         configured = {p.name: p for p in self.settings.llm.providers}
-        return [{"model": llm.model, **configured[llm.name].model_dump(
-            exclude={"api_key", "api_key_env", "timeout_s", "price_in_per_mtok", "price_out_per_mtok"})}
-            for llm in chain.providers] + [{"temperature": self.settings.llm.temperature,
+        return [{**configured[llm.name].model_dump(
+            exclude={"api_key", "api_key_env", "timeout_s", "price_in_per_mtok", "price_out_per_mtok"}),
+            "answers_with": llm.model} for llm in chain.providers] + [{"temperature": self.settings.llm.temperature,
                                             "require_citations": self.settings.llm.require_citations}]
 
     def _check_key(self) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from rag.types import Hit
 
 PROMPT_VERSION = "cite-v1"
 NO_ANSWER = "The sources do not contain the answer."
-LOW_CONFIDENCE = "The sources may not answer this exactly; the closest passages say:"
+LOW_CONFIDENCE = "The sources may not answer this exactly; the closest passage says:"
 """How the extractive answerer opens a low-confidence answer (the pipeline marks it `low_confidence`)."""
 
 SYSTEM = f"""You answer questions using only the numbered sources the user provides.

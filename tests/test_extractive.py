@@ -143,6 +143,11 @@ def test_provider_model_and_citation_settings_are_part_of_the_cache_key(tmp_path
     assert not c.ask(q, collection="c").cached
     assert RAG.open(settings=_settings(home, ProviderSettings(name="ex", kind="extractive", model="m1")),
                     embedder=embedder).ask(q, collection="c").cached
+    # new weights or new code of the answerer (its instance's model name) are a new model too
+    d = RAG.open(settings=_settings(home, ProviderSettings(name="ex", kind="extractive", model="m1")),
+                 embedder=embedder)
+    d.answerer.chain(None).providers[0].model += "-next"
+    assert not d.ask(q, collection="c").cached
 
 
 class NoEncode:

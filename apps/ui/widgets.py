@@ -56,7 +56,7 @@ def show_citations(answer: Any) -> None:
     if answer.abstained:
         st.info("The sources do not answer this question.")
     elif getattr(answer, "low_confidence", False):
-        st.warning("Low confidence: these are the closest passages; they may not answer the question.")
+        st.warning("Low confidence: this is the closest passage; it may not answer the question.")
     for card in citation_cards(answer):
         with st.expander(card.label):
             where = " · ".join(x for x in (card.document, f"page {card.page}" if card.page else "", card.section) if x)
