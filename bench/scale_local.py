@@ -245,8 +245,12 @@ def concurrent(rag: RAG, queries: list[str], start: int) -> dict[str, float]:
             "during_ingest_searches": len(busy)}
 
 
-def quality() -> dict[str, Any]:
-    """SciFact test nDCG@10 with the real model: segmented index (ingested in small batches) vs one bm25s index."""
+def quality(home: Path | None = None) -> dict[str, Any]:
+    """SciFact test nDCG@10 with the real model: segmented index (ingested in small batches) vs one bm25s index.
+
+    `home`: a data home where this function's ingest of SciFact into collection `c` was stopped part-way
+    (embedding the corpus takes long on loaded cores); the corpus is then the documents it holds, and the
+    queries are those with a relevant document among them (the others' documents are distractors)."""
     from eval.datasets import load_beir
     from eval.metrics import ndcg_at_k
     from rag.config import IndexSettings
@@ -257,10 +261,12 @@ def quality() -> dict[str, Any]:
     from sqlalchemy import select
 
     data = load_beir(REPO.parent / "shared" / "data" / "scifact", "test")
-    home = Path(tempfile.mkdtemp(prefix="scale-local-q-"))
+    subset = home is not None
+    home = home or Path(tempfile.mkdtemp(prefix="scale-local-q-"))
     rag = RAG.open(settings=Settings(home=home, ingest=IngestSettings(batch_files=64)))
-    rag.ingest_texts([SourceText(source=d, title=t or None, text=x) for d, (t, x) in data.corpus.items()],
-                     collection="c")
+    if not subset:
+        rag.ingest_texts([SourceText(source=d, title=t or None, text=x) for d, (t, x) in data.corpus.items()],
+                         collection="c")
     rag.store.wait_background()
     snap = rag.store.index("c")
     coll = rag.store.collection("c")
@@ -268,6 +274,8 @@ def quality() -> dict[str, Any]:
         rows = s.execute(select(Chunk.id, Chunk.document_id, Chunk.ordinal, Chunk.text, Document.title,
                                 Chunk.heading_path).join(Document).where(Chunk.collection_id == coll.id)
                          .order_by(Chunk.id)).all()
+        docs = set(s.scalars(select(Document.source_uri).where(Document.collection_id == coll.id,
+                                                               Document.status == "ok")))
     cfg: IndexSettings = rag.settings.index
     texts = sparse_texts([ChunkRow(r[0], r[1], r[2], r[3], r[4], tuple(r[5] or ())) for r in rows],
                          neighbours=cfg.bm25_neighbours, header=rag.settings.chunking.context_header)
@@ -283,18 +291,20 @@ def quality() -> dict[str, Any]:
         def index(self, name: str) -> Any:
             return RefIndex()
 
-    out: dict[str, Any] = {"segments": len(snap.segments), "chunks": snap.sparse.size}
+    qrels = {q: rel for q, rel in data.qrels.items() if any(d in docs for d in rel)}
+    out: dict[str, Any] = {"segments": len(snap.segments), "chunks": snap.sparse.size, "documents": len(docs),
+                           "queries": len(qrels), "subset": subset}
     for label, store in (("segments", rag.store), ("bm25s_single", RefStore())):
         for mode in ("hybrid", "bm25"):
             scores, times = [], []
             for qid, q in data.queries.items():
-                if qid not in data.qrels:
+                if qid not in qrels:
                     continue
                 req = RetrievalRequest.make(q, "c", rag.settings.retrieval, rag.settings.rerank, k=10, mode=mode)
                 t0 = time.perf_counter()
                 hits = retrieve(req, store, rag.embedder)
                 times.append((time.perf_counter() - t0) * 1000)
-                scores.append(ndcg_at_k(list(dict.fromkeys(h.source for h in hits)), data.qrels[qid], 10))
+                scores.append(ndcg_at_k(list(dict.fromkeys(h.source for h in hits)), qrels[qid], 10))
             out[f"{label}_{mode}_ndcg10"] = float(np.mean(scores))
             out[f"{label}_{mode}_p50_ms"] = float(np.percentile(times, 50))
     for mode in ("hybrid", "bm25"):
@@ -306,6 +316,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", type=int, nargs="*", default=[10_000, 100_000])
     ap.add_argument("--quality", action="store_true", help="also SciFact nDCG@10 with the real model")
+    ap.add_argument("--quality-home", type=Path, default=None,
+                    help="--quality over the SciFact documents a stopped --quality run left in this data home")
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "scale_local.json")
     args = ap.parse_args()
     results: dict[str, Any] = {"embedder": "hash-seeded bag-of-words (size figures only; quality uses the real model)",
@@ -316,7 +328,7 @@ def main() -> None:
             results["sizes"][str(n)] = measure(n, Path(tmp))
             console.print(results["sizes"][str(n)])
     if args.quality:
-        results["scifact"] = quality()
+        results["scifact"] = quality(args.quality_home)
     if not results["sizes"]:
         console.print(results.get("scifact"))
         args.out.write_text(json.dumps(results, indent=2))
