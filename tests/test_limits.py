@@ -140,6 +140,6 @@ def test_an_inflated_page_fails_fast_on_its_size(tmp_path: Path) -> None:
     """
     page = (DOCS / "what_is_haystack.html").read_bytes()
     inflated = tmp_path / "inflated.html"
-    inflated.write_bytes(page * (5 * (1 << 20) // len(page)))  # ~5 MB, over the 4 MB default
+    inflated.write_bytes(page * (5 * (1 << 20) // len(page)))  # ~5 MB, over the 3 MB default
     reason = refused(inflated)
-    assert "limits.max_markup_mb = 4" in reason and "RAG_LIMITS__MAX_MARKUP_MB" in reason
+    assert "limits.max_markup_mb = 3" in reason and "RAG_LIMITS__MAX_MARKUP_MB" in reason
