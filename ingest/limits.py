@@ -239,7 +239,7 @@ def check_html(data: bytes) -> None:
     """Size, then nesting depth from a scan of the tags (void elements and implied ends understood)."""
     limits = _SCOPE.get().limits
     if len(data) > limits.max_markup_mb * _MB:
-        fail("max_markup_mb", f"the page is {len(data) / _MB:,.1f} MB")
+        fail("max_markup_mb", f"the page is {len(data) / _MB:,.2f} MB")
     stack: list[bytes] = []
     open_count: Counter[bytes] = Counter()
     for m in _HTML_TOKEN.finditer(data):

@@ -94,7 +94,8 @@ class LimitsSettings(BaseModel):
     max_slides: int = Field(2_000, ge=1, description="PPTX: slides.")
     max_pdf_pages: int = Field(5_000, ge=1, description="PDF: pages (the page tree is walked before parsing).")
     max_depth: int = Field(256, ge=8, description="HTML and the XML inside DOCX/XLSX/PPTX: element nesting.")
-    max_markup_mb: float = Field(10.0, gt=0, description="HTML: size of the page (parsing takes ~3 s/MB).")
+    max_markup_mb: float = Field(3.0, gt=0, description="HTML: size of the page (bs4 parses ~6 s/MB on one core, "
+                                  "so 3 MB (~17 s) stays inside file_timeout_s at 3x load).")
     max_text_chars: int = Field(10_000_000, ge=1000, description="Characters of text extracted from one file.")
 
 

@@ -130,3 +130,16 @@ def test_real_documents_pass_the_default_checks(path: Path) -> None:
         load_file(path, max_bytes=MAX, limits=LimitsSettings())
     except LoaderError as exc:
         assert "limits." not in exc.reason, exc.reason
+
+
+def test_an_inflated_page_fails_fast_on_its_size(tmp_path: Path) -> None:
+    """The fuzz run's slowest mutants: a real page repeated ~55 times (3-10 MB) took 60 s in bs4.
+
+    Not quadratic, just ~6 s/MB of tree building with 2-3 KB class attributes; the size cap refuses
+    it before any parsing, with a reason that names the cap.
+    """
+    page = (DOCS / "what_is_haystack.html").read_bytes()
+    inflated = tmp_path / "inflated.html"
+    inflated.write_bytes(page * (5 * (1 << 20) // len(page)))  # ~5 MB, over the 3 MB default
+    reason = refused(inflated)
+    assert "limits.max_markup_mb = 3" in reason and "RAG_LIMITS__MAX_MARKUP_MB" in reason
