@@ -46,7 +46,6 @@ class RAG:
     """
 
     def __init__(self, settings: Settings, *, embedder: Any = None, create: bool = True) -> None:
-        settings.apply_offline()
         if not create:
             require_home(settings)
         if embedder is None:  # an old home keeps the vector space its collections were built in

@@ -14,7 +14,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -38,6 +38,7 @@ class EmbedderSettings(BaseModel):
     query_cache: int = Field(1024, ge=0, description="Query vectors kept in an LRU cache (0: off).")
     cache_dir: Path | None = Field(None, description="Where derived models (the int8 build) are cached; "
                                    "default $RAG_MODEL_CACHE, else ~/.cache/rag-platform/models.")
+    offline: bool = Field(True, description="Load from local files only; Settings.offline sets it.")
 
 
 class ChunkingSettings(BaseModel):
@@ -169,6 +170,7 @@ class RerankSettings(BaseModel):
     depth: int = Field(20, ge=1, description="How many fused hits the cross-encoder re-scores.")
     required: bool = Field(False, description="Fail instead of searching without reranking.")
     batch_size: int = Field(32, ge=1)
+    offline: bool = Field(True, description="Load from local files only; Settings.offline sets it.")
     device: str = "cpu"
 
 
@@ -193,6 +195,7 @@ class ProviderSettings(BaseModel):
     price_in_per_mtok: float = Field(0.0, ge=0, description="USD per million input tokens.")
     price_out_per_mtok: float = Field(0.0, ge=0)
     adapter: str | None = Field(None, description="LoRA adapter folder (local models).")
+    offline: bool = Field(True, description="Load from local files only; Settings.offline sets it.")
 
 
 def _default_providers() -> list[ProviderSettings]:
@@ -266,7 +269,8 @@ class Settings(BaseSettings):
 
     home: Path = Field(Path(".rag"), description="Data home: SQLite file and index folders.")
     db_url: str | None = Field(None, description="SQLAlchemy URL; default SQLite in home.")
-    offline: bool = Field(True, description="Never reach a model hub (sets HF_HUB_OFFLINE=1).")
+    offline: bool = Field(True, description="Never reach a model hub: every model loads from local files "
+                          "(passed to each loader as local_files_only; no environment variable is set).")
     embedder: EmbedderSettings = EmbedderSettings()
     chunking: ChunkingSettings = ChunkingSettings()
     ingest: IngestSettings = IngestSettings()
@@ -289,6 +293,15 @@ class Settings(BaseSettings):
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{toml} is not valid TOML: {exc}; fix it, or point RAG_CONFIG at another "
                               "file") from None
+
+    @model_validator(mode="after")
+    def _offline_to_loaders(self) -> Settings:
+        """Hand `offline` to each model loader explicitly instead of writing HF_HUB_OFFLINE process-wide."""
+        self.embedder = self.embedder.model_copy(update={"offline": self.offline})
+        self.rerank = self.rerank.model_copy(update={"offline": self.offline})
+        self.llm = self.llm.model_copy(update={"providers": [
+            p.model_copy(update={"offline": self.offline}) for p in self.llm.providers]})
+        return self
 
     @classmethod
     def settings_customise_sources(
@@ -315,8 +328,3 @@ class Settings(BaseSettings):
         """Folder that holds one index folder per collection."""
         return self.home.resolve() / "indexes"
 
-    def apply_offline(self) -> None:
-        """Make the Hugging Face libraries refuse network access when offline."""
-        if self.offline:
-            os.environ["HF_HUB_OFFLINE"] = "1"
-            os.environ["TRANSFORMERS_OFFLINE"] = "1"

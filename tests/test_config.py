@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -55,3 +56,19 @@ def test_chunking_hash_changes_with_config() -> None:
     a = Settings().chunking
     b = a.model_copy(update={"chunk_tokens": 100})
     assert a.config_hash("m") != b.config_hash("m") and a.config_hash("m") != a.config_hash("other")
+
+
+def test_offline_is_passed_to_loaders_and_rag_writes_no_environment(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """RAG() changes nothing process-wide: offline travels in the settings to every model loader."""
+    from rag import RAG
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    online = Settings(home=tmp_path / "a", offline=False)
+    assert not online.embedder.offline and not online.rerank.offline
+    assert not any(p.offline for p in online.llm.providers)
+    assert Settings(home=tmp_path / "b").embedder.offline
+    before = dict(os.environ)
+    RAG.open(tmp_path / "c")
+    assert dict(os.environ) == before
