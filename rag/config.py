@@ -1,8 +1,10 @@
 """The one Settings object: read once at the edge, passed down explicitly.
 
 Sources, highest first: keyword arguments, `RAG_*` environment variables
-(nested with `__`, e.g. `RAG_CHUNKING__CHUNK_TOKENS=200`), `rag.toml` in the
-working directory (or the file named by `RAG_CONFIG`), then the defaults.
+(nested with `__`, e.g. `RAG_CHUNKING__CHUNK_TOKENS=200`), one TOML file, then the defaults.
+The TOML file is the one `RAG_CONFIG` names (it must exist; `./rag.toml` is then not read), else
+`rag.toml` in the working directory when there is one: the same place the default data home
+`.rag` is relative to. `config_path()` says which.
 """
 
 from __future__ import annotations
@@ -251,6 +253,11 @@ class ServingSettings(BaseModel):
                                    "0: cores / threads per call, i.e. 1 when each call uses every core.")
 
 
+def config_path() -> Path:
+    """The TOML file settings are read from: `$RAG_CONFIG`, else `./rag.toml` (read only if it exists)."""
+    return Path(os.environ.get("RAG_CONFIG") or "rag.toml").expanduser()
+
+
 class Settings(BaseSettings):
     """Everything configurable, in one place.
 
@@ -285,7 +292,11 @@ class Settings(BaseSettings):
 
     def __init__(self, **values: Any) -> None:
         """Raises ConfigError with one line naming the env var or rag.toml line, the value and the choices."""
-        toml = Path(os.environ.get("RAG_CONFIG", "rag.toml"))
+        toml = config_path()
+        named = os.environ.get("RAG_CONFIG")
+        if named and not toml.is_file():
+            raise ConfigError(f"RAG_CONFIG={named!r} names no file; create it, or unset RAG_CONFIG to read "
+                              "./rag.toml")
         try:
             super().__init__(**values)
         except ValidationError as exc:
@@ -312,8 +323,7 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        toml_path = Path(os.environ.get("RAG_CONFIG", "rag.toml"))
-        toml = TomlConfigSettingsSource(settings_cls, toml_file=toml_path)
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=config_path())
         return (init_settings, env_settings, toml, file_secret_settings)
 
     @property
