@@ -62,7 +62,7 @@ def save(rag: Any, collection: str, files: Sequence[Uploaded], limits: ApiSettin
 
 
 class CallbackProgress:
-    """`ingest.report.Progress` that reports a 0..1 fraction and a line of text to `update`."""
+    """`rag.report.Progress` that reports a 0..1 fraction and a line of text to `update`."""
 
     def __init__(self, update: Callable[[float, str], None]) -> None:
         self.update = update
