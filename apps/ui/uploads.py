@@ -1,7 +1,7 @@
 """Uploads in the app: the HTTP API's checks (safe names, type allow-list, size limits), then ingestion.
 
 Uploaded files are saved under `<home>/uploads/<collection>/`, the same place
-the HTTP API uses, by `apps.api.limits.save_uploads`: names are sanitised (no
+the HTTP API uses, by `apps.upload_limits.save_uploads`: names are sanitised (no
 folders, no `..`), every type and size is checked before anything is kept, and
 one bad file refuses the whole upload with a message that names it. Limits
 are the API's (`RAG_API__MAX_UPLOAD_MB`, `RAG_API__MAX_FILES`).
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from apps.api.limits import ApiError, ApiSettings, save_uploads
+from apps.upload_limits import ApiError, ApiSettings, save_uploads
 from rag.errors import ConfigError, NotFoundError, RagError
 
 
