@@ -29,6 +29,7 @@ from rag.types import Hit, SourceText
 
 if TYPE_CHECKING:
     from rag.answer import Answer, AnswerStream
+    from rag.pipeline import Answerer
     from rag.protocols import Embedder
     from rag.report import IngestReport, Progress
     from rag.rerank import CrossEncoderReranker
@@ -61,9 +62,9 @@ class RAG:
         self.settings = settings
         self.embedder: Embedder = embedder if embedder is not None else make_embedder(settings.embedder)
         self._store: Store | None = None
-        self._ledger: Any = None
+        self._ledger: Store | None = None
         self._reranker: CrossEncoderReranker | None = None
-        self._answerer: Any = None
+        self._answerer: Answerer | None = None
 
     @classmethod
     def open(cls, home: str | Path | None = None, *, settings: Settings | None = None,
@@ -147,7 +148,7 @@ class RAG:
         return retrieve(req, self.store, self.embedder, self.reranker if req.rerank else None)
 
     @property
-    def answerer(self) -> Any:
+    def answerer(self) -> Answerer:
         if self._answerer is None:
             from rag.pipeline import Answerer
 
