@@ -9,7 +9,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 
 class RichProgress:
-    """Implements ingest.report.Progress; use as a context manager."""
+    """Implements rag.report.Progress; use as a context manager."""
 
     def __init__(self, console: Console) -> None:
         self.console = console

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from ingest.report import IngestReport, Progress
+from rag.report import IngestReport, Progress
 from ingest.run import LocalIngestor
 from ingest.sources import Item
 from rag.config import ChunkingSettings, EmbedderSettings, Settings

@@ -20,7 +20,7 @@ import numpy as np
 from sqlalchemy import insert
 
 from ingest.chunking import Chunker
-from ingest.report import FileResult, IngestReport, NullProgress, Progress
+from rag.report import FileResult, IngestReport, NullProgress, Progress
 from ingest.sources import Item, TextItem, discover, under_roots
 from ingest.workers import FileLoading, Pending
 from rag.config import Settings

@@ -28,7 +28,7 @@ from typing import Any
 
 from sqlalchemy import delete, select, update
 
-from ingest.report import IngestReport, NullProgress, Progress
+from rag.report import IngestReport, NullProgress, Progress
 from ingest.run import LocalIngestor
 from ingest.sources import FileItem, discover, under_roots
 from rag.store.ledger import AnswerCache, Document

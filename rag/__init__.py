@@ -3,11 +3,15 @@
 The stable public API is `RAG` and the types re-exported here.
 """
 
+from rag.answer import Answer, AnswerStream
 from rag.api import RAG, CollectionInfo
+from rag.cite import Citation
 from rag.config import Settings
 from rag.errors import RagError
 from rag.filters import Filters
+from rag.report import FileResult, IngestReport
 from rag.types import Hit, ParsedDocument, SourceText
 
-__all__ = ["RAG", "CollectionInfo", "Filters", "Hit", "ParsedDocument", "RagError", "Settings", "SourceText"]
+__all__ = ["RAG", "Answer", "AnswerStream", "Citation", "CollectionInfo", "FileResult", "Filters", "Hit",
+           "IngestReport", "ParsedDocument", "RagError", "Settings", "SourceText"]
 __version__ = "0.1.0"

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import rag.rerank  # noqa: F401 - registers the cross-encoder reranker
 from rag import registry
@@ -26,6 +26,13 @@ from rag.retrieve import RetrievalRequest, retrieve
 from rag.store.base import Store, open_store
 from rag.vector_space import embedder_settings_for
 from rag.types import Hit, SourceText
+
+if TYPE_CHECKING:
+    from rag.answer import Answer, AnswerStream
+    from rag.pipeline import Answerer
+    from rag.protocols import Embedder
+    from rag.report import IngestReport, Progress
+    from rag.rerank import CrossEncoderReranker
 
 
 @dataclass(frozen=True)
@@ -45,8 +52,7 @@ class RAG:
     `RAG.open` is cheap.
     """
 
-    def __init__(self, settings: Settings, *, embedder: Any = None, create: bool = True) -> None:
-        settings.apply_offline()
+    def __init__(self, settings: Settings, *, embedder: Embedder | None = None, create: bool = True) -> None:
         if not create:
             require_home(settings)
         if embedder is None:  # an old home keeps the vector space its collections were built in
@@ -54,15 +60,15 @@ class RAG:
             if chosen is not settings.embedder:
                 settings = settings.model_copy(update={"embedder": chosen})
         self.settings = settings
-        self.embedder = embedder if embedder is not None else make_embedder(settings.embedder)
+        self.embedder: Embedder = embedder if embedder is not None else make_embedder(settings.embedder)
         self._store: Store | None = None
-        self._ledger: Any = None
-        self._reranker: Any = None
-        self._answerer: Any = None
+        self._ledger: Store | None = None
+        self._reranker: CrossEncoderReranker | None = None
+        self._answerer: Answerer | None = None
 
     @classmethod
     def open(cls, home: str | Path | None = None, *, settings: Settings | None = None,
-             embedder: Any = None, create: bool = True, **overrides: Any) -> RAG:
+             embedder: Embedder | None = None, create: bool = True, **overrides: Any) -> RAG:
         """Open (creating if needed) a data home; `overrides` are Settings fields.
 
         Pass an already-loaded `embedder` to share one model between several homes. With
@@ -83,7 +89,7 @@ class RAG:
         return self._store
 
     @property
-    def ledger(self) -> Any:
+    def ledger(self) -> Store:
         """The ledger alone, for listing: no embedding model is loaded and no index is read.
 
         It is the store once that is open; until then a LocalStore on the same database (the
@@ -102,8 +108,8 @@ class RAG:
         return registry.create("ingestor", engine, self.settings, self.embedder, self.store, **options)
 
     def ingest(self, paths: str | Path | Iterable[str | Path], *, collection: str, glob: str | None = None,
-               prune: bool = False, force: bool = False, progress: Any = None, engine: str = "local",
-               **engine_options: Any) -> Any:
+               prune: bool = False, force: bool = False, progress: Progress | None = None, engine: str = "local",
+               **engine_options: Any) -> IngestReport:
         """Load, chunk, embed and index files; unchanged files are skipped. Returns the run report.
 
         `engine="ray"` runs load, chunk and embed on Ray Data (`address=`, `workers=`).
@@ -114,12 +120,13 @@ class RAG:
                                              force=force, progress=progress)
 
     def ingest_texts(self, docs: Iterable[SourceText], *, collection: str, force: bool = False,
-                     progress: Any = None, engine: str = "local", **engine_options: Any) -> Any:
+                     progress: Progress | None = None, engine: str = "local",
+                     **engine_options: Any) -> IngestReport:
         """Ingest already-loaded texts (a JSONL corpus, a database export)."""
         return self._ingestor(engine, **engine_options).ingest_texts(docs, collection=collection, force=force, progress=progress)
 
     @property
-    def reranker(self) -> Any:
+    def reranker(self) -> CrossEncoderReranker:
         if self._reranker is None:
             self._reranker = registry.create("reranker", "cross-encoder", self.settings.rerank)
         return self._reranker
@@ -141,21 +148,33 @@ class RAG:
         return retrieve(req, self.store, self.embedder, self.reranker if req.rerank else None)
 
     @property
-    def answerer(self) -> Any:
+    def answerer(self) -> Answerer:
         if self._answerer is None:
             from rag.pipeline import Answerer
 
             self._answerer = Answerer(self.settings, self.store, self.embedder)
         return self._answerer
 
+    @overload
+    def ask(self, question: str, *, collection: str, k: int | None = None, providers: list[str] | None = None,
+            stream: Literal[False] = False, use_cache: bool = True, mode: str | None = None,
+            fusion: str | None = None, filters: Filters | None = None, rerank: bool | None = None) -> Answer: ...
+
+    @overload
+    def ask(self, question: str, *, collection: str, k: int | None = None, providers: list[str] | None = None,
+            stream: Literal[True], use_cache: bool = True, mode: str | None = None,
+            fusion: str | None = None, filters: Filters | None = None,
+            rerank: bool | None = None) -> AnswerStream: ...
+
     def ask(self, question: str, *, collection: str, k: int | None = None, providers: list[str] | None = None,
             stream: bool = False, use_cache: bool = True, mode: str | None = None, fusion: str | None = None,
-            filters: Filters | None = None, rerank: bool | None = None) -> Any:
+            filters: Filters | None = None, rerank: bool | None = None) -> Answer | AnswerStream:
         """Answer from the collection's documents, citing numbered sources; checks every citation.
 
         Returns an `Answer`, or with `stream=True` an `AnswerStream` that yields text as it is
         generated and holds the checked `Answer` in `.answer` once iterated. `providers` picks and
-        orders configured providers (default: all, in configured order).
+        orders configured providers (default: all, in configured order). `ask_stream` is the
+        typed spelling of `stream=True`.
         """
         check_query_args(k=k, filters=filters)
         if providers is not None and (isinstance(providers, str) or not all(isinstance(p, str) for p in providers)):
@@ -164,6 +183,14 @@ class RAG:
                                     mode=mode, fusion=fusion, filters=filters, rerank=rerank)
         hits = retrieve(req, self.store, self.embedder, self.reranker if req.rerank else None)
         return self.answerer.run(req, hits, providers=providers, use_cache=use_cache, stream=stream)
+
+    def ask_stream(self, question: str, *, collection: str, k: int | None = None,
+                   providers: list[str] | None = None, use_cache: bool = True, mode: str | None = None,
+                   fusion: str | None = None, filters: Filters | None = None,
+                   rerank: bool | None = None) -> AnswerStream:
+        """`ask(..., stream=True)`: yields text as it is generated; `.answer` holds the checked Answer."""
+        return self.ask(question, collection=collection, k=k, providers=providers, stream=True,
+                        use_cache=use_cache, mode=mode, fusion=fusion, filters=filters, rerank=rerank)
 
     def collections(self) -> list[CollectionInfo]:
         from sqlalchemy import func, select
@@ -212,8 +239,8 @@ class RAG:
         return self.store.rebuild_index(collection)
 
 
-def check_query_args(*, k: Any = None, fetch_k: Any = None, dense_weight: Any = None, rerank_depth: Any = None,
-                     filters: Any = None) -> None:
+def check_query_args(*, k: object = None, fetch_k: object = None, dense_weight: object = None,
+                     rerank_depth: object = None, filters: object = None) -> None:
     """Refuse what retrieval would silently misread (k=-1 slicing from the end, a weight above 1)."""
     for name, value in (("k", k), ("fetch_k", fetch_k), ("rerank_depth", rerank_depth)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):

@@ -1,8 +1,10 @@
 """The one Settings object: read once at the edge, passed down explicitly.
 
 Sources, highest first: keyword arguments, `RAG_*` environment variables
-(nested with `__`, e.g. `RAG_CHUNKING__CHUNK_TOKENS=200`), `rag.toml` in the
-working directory (or the file named by `RAG_CONFIG`), then the defaults.
+(nested with `__`, e.g. `RAG_CHUNKING__CHUNK_TOKENS=200`), one TOML file, then the defaults.
+The TOML file is the one `RAG_CONFIG` names (it must exist; `./rag.toml` is then not read), else
+`rag.toml` in the working directory when there is one: the same place the default data home
+`.rag` is relative to. `config_path()` says which.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -38,6 +40,7 @@ class EmbedderSettings(BaseModel):
     query_cache: int = Field(1024, ge=0, description="Query vectors kept in an LRU cache (0: off).")
     cache_dir: Path | None = Field(None, description="Where derived models (the int8 build) are cached; "
                                    "default $RAG_MODEL_CACHE, else ~/.cache/rag-platform/models.")
+    offline: bool = Field(True, description="Load from local files only; Settings.offline sets it.")
 
 
 class ChunkingSettings(BaseModel):
@@ -170,6 +173,7 @@ class RerankSettings(BaseModel):
     depth: int = Field(20, ge=1, description="How many fused hits the cross-encoder re-scores.")
     required: bool = Field(False, description="Fail instead of searching without reranking.")
     batch_size: int = Field(32, ge=1)
+    offline: bool = Field(True, description="Load from local files only; Settings.offline sets it.")
     device: str = "cpu"
 
 
@@ -194,6 +198,7 @@ class ProviderSettings(BaseModel):
     price_in_per_mtok: float = Field(0.0, ge=0, description="USD per million input tokens.")
     price_out_per_mtok: float = Field(0.0, ge=0)
     adapter: str | None = Field(None, description="LoRA adapter folder (local models).")
+    offline: bool = Field(True, description="Load from local files only; Settings.offline sets it.")
 
 
 def _default_providers() -> list[ProviderSettings]:
@@ -249,6 +254,11 @@ class ServingSettings(BaseModel):
                                    "0: cores / threads per call, i.e. 1 when each call uses every core.")
 
 
+def config_path() -> Path:
+    """The TOML file settings are read from: `$RAG_CONFIG`, else `./rag.toml` (read only if it exists)."""
+    return Path(os.environ.get("RAG_CONFIG") or "rag.toml").expanduser()
+
+
 class Settings(BaseSettings):
     """Everything configurable, in one place.
 
@@ -267,7 +277,8 @@ class Settings(BaseSettings):
 
     home: Path = Field(Path(".rag"), description="Data home: SQLite file and index folders.")
     db_url: str | None = Field(None, description="SQLAlchemy URL; default SQLite in home.")
-    offline: bool = Field(True, description="Never reach a model hub (sets HF_HUB_OFFLINE=1).")
+    offline: bool = Field(True, description="Never reach a model hub: every model loads from local files "
+                          "(passed to each loader as local_files_only; no environment variable is set).")
     embedder: EmbedderSettings = EmbedderSettings()
     chunking: ChunkingSettings = ChunkingSettings()
     ingest: IngestSettings = IngestSettings()
@@ -282,7 +293,11 @@ class Settings(BaseSettings):
 
     def __init__(self, **values: Any) -> None:
         """Raises ConfigError with one line naming the env var or rag.toml line, the value and the choices."""
-        toml = Path(os.environ.get("RAG_CONFIG", "rag.toml"))
+        toml = config_path()
+        named = os.environ.get("RAG_CONFIG")
+        if named and not toml.is_file():
+            raise ConfigError(f"RAG_CONFIG={named!r} names no file; create it, or unset RAG_CONFIG to read "
+                              "./rag.toml")
         try:
             super().__init__(**values)
         except ValidationError as exc:
@@ -290,6 +305,15 @@ class Settings(BaseSettings):
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{toml} is not valid TOML: {exc}; fix it, or point RAG_CONFIG at another "
                               "file") from None
+
+    @model_validator(mode="after")
+    def _offline_to_loaders(self) -> Settings:
+        """Hand `offline` to each model loader explicitly instead of writing HF_HUB_OFFLINE process-wide."""
+        self.embedder = self.embedder.model_copy(update={"offline": self.offline})
+        self.rerank = self.rerank.model_copy(update={"offline": self.offline})
+        self.llm = self.llm.model_copy(update={"providers": [
+            p.model_copy(update={"offline": self.offline}) for p in self.llm.providers]})
+        return self
 
     @classmethod
     def settings_customise_sources(
@@ -300,8 +324,7 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        toml_path = Path(os.environ.get("RAG_CONFIG", "rag.toml"))
-        toml = TomlConfigSettingsSource(settings_cls, toml_file=toml_path)
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=config_path())
         return (init_settings, env_settings, toml, file_secret_settings)
 
     @property
@@ -316,8 +339,3 @@ class Settings(BaseSettings):
         """Folder that holds one index folder per collection."""
         return self.home.resolve() / "indexes"
 
-    def apply_offline(self) -> None:
-        """Make the Hugging Face libraries refuse network access when offline."""
-        if self.offline:
-            os.environ["HF_HUB_OFFLINE"] = "1"
-            os.environ["TRANSFORMERS_OFFLINE"] = "1"

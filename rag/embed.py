@@ -65,7 +65,8 @@ class SentenceTransformerEmbedder:
 
                     path = resolve_model_path(self.settings.model)
                     try:
-                        self._model = SentenceTransformer(path, device=self.settings.device)
+                        self._model = SentenceTransformer(path, device=self.settings.device,
+                                                          local_files_only=self.settings.offline)
                     except Exception as exc:  # noqa: BLE001 - any load failure means the same fix
                         raise ModelLoadError(
                             f"could not load embedder {self.settings.model!r} (resolved to {path!r}): "

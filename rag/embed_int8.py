@@ -128,7 +128,8 @@ def build_int8(folder: Path, target: Path) -> float:
     try:
         with tempfile.TemporaryDirectory(dir=target.parent, prefix=".build-") as tmp:
             fp32, quant = (Path(tmp) / n for n in ("fp32.onnx", "int8.onnx"))
-            model = _last_hidden(AutoModel.from_pretrained(folder, attn_implementation="eager").eval())
+            model = _last_hidden(AutoModel.from_pretrained(folder, attn_implementation="eager",
+                                                     local_files_only=True).eval())
             ids = torch.ones(2, 16, dtype=torch.long)
             axes = {name: {0: "batch", 1: "sequence"} for name in (*_INPUTS, "last_hidden_state")}
             with warnings.catch_warnings(), torch.inference_mode():

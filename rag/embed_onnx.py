@@ -132,7 +132,7 @@ class OnnxEmbedder:
             from tokenizers import Tokenizer
             from transformers import AutoTokenizer
 
-            tokenizer = AutoTokenizer.from_pretrained(folder)
+            tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=self.settings.offline)
             options = ort.SessionOptions()
             options.intra_op_num_threads = _cpu_threads()
             options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL

@@ -55,7 +55,8 @@ class CrossEncoderReranker:
                 try:
                     from sentence_transformers import CrossEncoder
 
-                    self._model = CrossEncoder(path, device=self.settings.device)
+                    self._model = CrossEncoder(path, device=self.settings.device,
+                                               local_files_only=self.settings.offline)
                 except Exception as exc:  # noqa: BLE001 - any failure means "not available"
                     self._failed = (f"reranker {self.settings.model!r} could not be loaded ({exc}); "
                                     f"give a local path in RAG_RERANK__MODEL or allow the hub with RAG_OFFLINE=0")

@@ -77,6 +77,23 @@ def test_streaming_yields_text_then_the_checked_answer(demo: RAG) -> None:
     assert stream.answer.citations and stream.answer.provider == "ex"
 
 
+def test_ask_stream_and_result_types_come_from_rag(demo: RAG, tmp_path: Path) -> None:
+    """The typed spelling `ask_stream` streams like `ask(stream=True)`; every result type is exported."""
+    from rag import Answer, AnswerStream, Citation, FileResult, Filters, Hit, IngestReport, SourceText
+
+    stream = demo.ask_stream("How are citations verified?", collection="demo", use_cache=False)
+    assert isinstance(stream, AnswerStream)
+    text = "".join(stream)
+    assert isinstance(stream.answer, Answer) and text.strip() == stream.answer.text
+    assert stream.answer.citations and all(isinstance(c, Citation) for c in stream.answer.citations)
+    assert isinstance(demo.ask("What is BM25?", collection="demo"), Answer)
+    hits = demo.search("BM25", collection="demo", filters=Filters())
+    assert hits and all(isinstance(h, Hit) for h in hits)
+    report = demo.ingest_texts([SourceText(source="note://a", text="Typed results come from the rag package.")],
+                               collection="typed")
+    assert isinstance(report, IngestReport) and all(isinstance(f, FileResult) for f in report.files)
+
+
 def test_unknown_provider_is_a_clear_error(demo: RAG) -> None:
     with pytest.raises(ConfigError, match="unknown provider 'gpt'; configured: ex"):
         demo.ask("x y z", collection="demo", providers=["gpt"])

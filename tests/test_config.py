@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -55,3 +56,42 @@ def test_chunking_hash_changes_with_config() -> None:
     a = Settings().chunking
     b = a.model_copy(update={"chunk_tokens": 100})
     assert a.config_hash("m") != b.config_hash("m") and a.config_hash("m") != a.config_hash("other")
+
+
+def test_offline_is_passed_to_loaders_and_rag_writes_no_environment(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """RAG() changes nothing process-wide: offline travels in the settings to every model loader."""
+    from rag import RAG
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    online = Settings(home=tmp_path / "a", offline=False)
+    assert not online.embedder.offline and not online.rerank.offline
+    assert not any(p.offline for p in online.llm.providers)
+    assert Settings(home=tmp_path / "b").embedder.offline
+    before = dict(os.environ)
+    RAG.open(tmp_path / "c")
+    assert dict(os.environ) == before
+
+
+def test_config_file_is_rag_config_else_rag_toml_in_the_working_directory(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The documented rule: RAG_CONFIG replaces ./rag.toml; a RAG_CONFIG naming no file is an error."""
+    from rag.config import config_path
+
+    monkeypatch.delenv("RAG_CONFIG", raising=False)
+    monkeypatch.delenv("RAG_RETRIEVAL__K", raising=False)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "rag.toml").write_text("[retrieval]\nk = 7\n")
+    assert config_path() == Path("rag.toml") and Settings().retrieval.k == 7
+    named = tmp_path / "elsewhere" / "mine.toml"
+    named.parent.mkdir()
+    named.write_text("[retrieval]\nk = 3\n")
+    monkeypatch.setenv("RAG_CONFIG", str(named))
+    assert Settings().retrieval.k == 3  # the working directory's rag.toml is not read
+    (tmp_path / "rag.toml").unlink()
+    named.unlink()
+    with pytest.raises(ConfigError, match="RAG_CONFIG=.*names no file"):
+        Settings()
+    monkeypatch.delenv("RAG_CONFIG")
+    assert Settings().retrieval.k == Settings.model_fields["retrieval"].default.k

@@ -37,8 +37,7 @@ from apps.mcp import mount_mcp
 from rag import RAG, Filters, RagError, Settings
 from rag.batching import for_serving
 from rag.errors import ConfigError, DependencyMissingError, IndexMismatchError, NotFoundError
-from rag.store import ledger
-from rag.store.ledger import Collection
+from rag.store.ledger import Collection, EvalRun
 
 log = logging.getLogger("rag.api")
 STATUS: list[tuple[type[RagError], int]] = [(NotFoundError, 404), (ConfigError, 400), (IndexMismatchError, 409),
@@ -315,18 +314,14 @@ def create_app(settings: Settings | None = None, rag: RAG | None = None,
     @app.get("/v1/eval/runs", tags=["eval"])
     def eval_runs(key: Key, limit: int = 50) -> dict[str, Any]:
         """Evaluation runs recorded in the ledger (`eval_runs`), newest first."""
-        model = getattr(ledger, "EvalRun", None)
-        if model is None:
-            return {"runs": [], "note": "this ledger has no evaluation runs table yet"}
         with store.sessions() as s:
-            rows = s.scalars(select(model).order_by(model.id.desc()).limit(min(max(limit, 1), 500))).all()
+            rows = s.scalars(select(EvalRun).order_by(EvalRun.id.desc()).limit(min(max(limit, 1), 500))).all()
             return {"runs": [eval_json(r) for r in rows if visible(r, key)]}
 
     @app.get("/v1/eval/runs/{run_id}", tags=["eval"])
     def eval_run(run_id: int, key: Key) -> dict[str, Any]:
-        model = getattr(ledger, "EvalRun", None)
         with store.sessions() as s:
-            run = s.get(model, run_id) if model is not None else None
+            run = s.get(EvalRun, run_id)
             if run is None or not visible(run, key):
                 raise NotFoundError(f"no evaluation run {run_id}; list them with GET /v1/eval/runs")
             return eval_json(run)

@@ -1,5 +1,7 @@
 """What the HTTP API refuses before any real work is done: too many requests, too big, bad names.
 
+The upload rules shared with the Streamlit app live in `apps.upload_limits` (re-exported here).
+
 Every refusal is an `ApiError`, which the app turns into the one JSON error shape
 (`{"error": {"type": ..., "message": ...}}`), so a client never sees a stack trace.
 """
@@ -7,59 +9,25 @@ Every refusal is an `ApiError`, which the app turns into the one JSON error shap
 from __future__ import annotations
 
 import math
-import re
 import threading
 import time
-import unicodedata
-import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 from starlette.exceptions import HTTPException
+
+from apps.upload_limits import (ApiError, ApiSettings, check_suffix, sanitize_filename, save_uploads,
+                                too_large)
+
+__all__ = ["ApiError", "ApiSettings", "BodySizeLimit", "RateLimiter", "check_suffix", "sanitize_filename",
+           "save_uploads", "too_large"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-
-
-class ApiSettings(BaseSettings):
-    """HTTP-only settings (env `RAG_API__*`); the library's `Settings` knows nothing of HTTP.
-
-    Example:
-        >>> ApiSettings(rate_per_s=5, burst=10).burst
-        10
-    """
-
-    model_config = SettingsConfigDict(env_prefix="RAG_API__", extra="ignore")
-
-    auth: bool = Field(True, description="Require an API key; false only for local experiments.")
-    rate_per_s: float = Field(50.0, gt=0, description="Sustained requests per second per key.")
-    burst: int = Field(100, ge=1, description="Requests a key may make at once before it is slowed.")
-    max_upload_mb: float = Field(50.0, gt=0, description="Largest single uploaded file.")
-    max_files: int = Field(20, ge=1, description="Most files in one upload request.")
-    max_json_kb: int = Field(256, ge=1, description="Largest JSON request body.")
-    watch_roots: list[Path] = Field(default_factory=list, description="Folders under which a watched folder "
-                                    "may be registered (POST /v1/collections/{c}/watches); none refuses all.")
-
-
-class ApiError(Exception):
-    """A refusal with its HTTP status, a machine-readable type and a message a developer can act on."""
-
-    def __init__(self, status: int, type_: str, message: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.type = type_
-        self.message = message
-        self.headers = headers or {}
-
-    def body(self) -> dict[str, Any]:
-        return {"error": {"type": self.type, "message": self.message}}
 
 
 @dataclass
@@ -103,90 +71,6 @@ class RateLimiter:
             raise ApiError(429, "rate_limited",
                            f"too many requests for this API key: the limit is {self.rate_per_s:g}/s with bursts "
                            f"of {self.burst}; retry after {secs} s", {"Retry-After": str(secs)})
-
-
-_UNSAFE = re.compile(r"[^A-Za-z0-9._ -]+")
-
-
-def sanitize_filename(name: str | None, *, max_len: int = 120) -> str:
-    """A safe base name: no folders, no `..`, no control or shell characters, no leading dot.
-
-    Example:
-        >>> sanitize_filename("../../etc/passwd")
-        'passwd'
-        >>> sanitize_filename("C:\\\\x\\\\Report (final).pdf")
-        'Report _final_.pdf'
-    """
-    raw = unicodedata.normalize("NFKC", name or "")
-    base = re.split(r"[\\/]", raw)[-1]
-    base = _UNSAFE.sub("_", base).strip(" .")
-    stem, dot, suffix = base.rpartition(".")
-    if dot and len(base) > max_len:
-        base = stem[: max_len - len(suffix) - 1] + "." + suffix
-    base = base[:max_len].lstrip(".-_ ")
-    return base or "upload"
-
-
-def check_suffix(name: str, allowed: frozenset[str]) -> str:
-    """The lower-case suffix of `name`, or a 415 naming the types we accept."""
-    suffix = ("." + name.rsplit(".", 1)[-1].lower()) if "." in name else ""
-    if suffix not in allowed:
-        raise ApiError(415, "unsupported_file_type",
-                       f"file {name!r} has type {suffix or '(no suffix)'!r}, which cannot be ingested; "
-                       f"allowed: {', '.join(sorted(allowed))}")
-    return suffix
-
-
-def save_uploads(files: list[Any], folder: Path, settings: ApiSettings,
-                 allowed: frozenset[str]) -> tuple[list[Path], dict[str, str]]:
-    """Save uploaded files under `folder` with safe, unique names; all of them or none.
-
-    Every name and type is checked before a byte is written; each file is written to a
-    temporary name and counted, so one oversize file (413) leaves nothing behind and never
-    replaces an earlier upload of the same name. Returns the paths and path -> original name.
-    """
-    if len(files) > settings.max_files:
-        raise ApiError(413, "payload_too_large", f"{len(files)} files in one upload; the limit is "
-                       f"{settings.max_files} (RAG_API__MAX_FILES)")
-    planned: list[tuple[Any, str]] = []
-    taken: set[str] = set()
-    for f in files:
-        safe = sanitize_filename(f.filename)
-        check_suffix(safe, allowed)
-        stem, _, suffix = safe.rpartition(".")
-        n = 1
-        while safe.lower() in taken:
-            n += 1
-            safe = f"{stem}-{n}.{suffix}"
-        taken.add(safe.lower())
-        planned.append((f, safe))
-    folder.mkdir(parents=True, exist_ok=True)
-    limit = int(settings.max_upload_mb * 1e6)
-    parts: list[tuple[Path, Path, str]] = []
-    try:
-        for f, safe in planned:
-            tmp = folder / f".{uuid.uuid4().hex}.part"
-            parts.append((tmp, folder / safe, f.filename or safe))
-            size = 0
-            with tmp.open("wb") as out:
-                while chunk := f.file.read(1 << 20):
-                    size += len(chunk)
-                    if size > limit:
-                        raise too_large(f"file {safe!r}", size, limit, "RAG_API__MAX_UPLOAD_MB")
-                    out.write(chunk)
-    except BaseException:
-        for tmp, _, _ in parts:
-            tmp.unlink(missing_ok=True)
-        raise
-    for tmp, dest, _ in parts:
-        tmp.replace(dest)
-    return [dest for _, dest, _ in parts], {str(dest): name for _, dest, name in parts}
-
-
-def too_large(what: str, size: int, limit: int, setting: str) -> ApiError:
-    return ApiError(413, "payload_too_large",
-                    f"{what} is {size / 1e6:.2f} MB, over the limit of {limit / 1e6:.2f} MB; "
-                    f"send less or raise {setting}")
 
 
 class BodySizeLimit:

@@ -1,7 +1,7 @@
 """Uploads in the app: the HTTP API's checks (safe names, type allow-list, size limits), then ingestion.
 
 Uploaded files are saved under `<home>/uploads/<collection>/`, the same place
-the HTTP API uses, by `apps.api.limits.save_uploads`: names are sanitised (no
+the HTTP API uses, by `apps.upload_limits.save_uploads`: names are sanitised (no
 folders, no `..`), every type and size is checked before anything is kept, and
 one bad file refuses the whole upload with a message that names it. Limits
 are the API's (`RAG_API__MAX_UPLOAD_MB`, `RAG_API__MAX_FILES`).
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from apps.api.limits import ApiError, ApiSettings, save_uploads
+from apps.upload_limits import ApiError, ApiSettings, save_uploads
 from rag.errors import ConfigError, NotFoundError, RagError
 
 
@@ -62,7 +62,7 @@ def save(rag: Any, collection: str, files: Sequence[Uploaded], limits: ApiSettin
 
 
 class CallbackProgress:
-    """`ingest.report.Progress` that reports a 0..1 fraction and a line of text to `update`."""
+    """`rag.report.Progress` that reports a 0..1 fraction and a line of text to `update`."""
 
     def __init__(self, update: Callable[[float, str], None]) -> None:
         self.update = update

@@ -107,7 +107,8 @@ class LocalChat:
             if self._tokenizer is None:
                 from transformers import AutoTokenizer
 
-                self._tokenizer = AutoTokenizer.from_pretrained(str(self._resolved()))
+                self._tokenizer = AutoTokenizer.from_pretrained(str(self._resolved()),
+                                                                local_files_only=self.cfg.offline)
         return self._tokenizer
 
     def _load(self) -> tuple[Any, Any]:
@@ -136,7 +137,8 @@ class LocalChat:
         from transformers import AutoModelForCausalLM
 
         tokenizer = self._load_tokenizer()
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32,
+                                                     local_files_only=self.cfg.offline)
         if adapter is not None:
             from peft import PeftModel
 

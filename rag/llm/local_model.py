@@ -81,8 +81,9 @@ def _prepare_from_gguf(gguf: Path, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
     try:
-        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-        quantized = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name, local_files_only=True)
+        quantized = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32,
+                                                         local_files_only=True)
         # A GGUF-loaded model refuses save_pretrained ("quantized with gguf"): copy its
         # dequantized weights into a plain model built from the same config instead.
         config = quantized.config
@@ -123,6 +124,6 @@ def _max_positions(source: Path | str) -> int | None:
     try:
         from transformers import AutoConfig
 
-        return int(getattr(AutoConfig.from_pretrained(source), "max_position_embeddings", 0)) or None
+        return int(getattr(AutoConfig.from_pretrained(source, local_files_only=True), "max_position_embeddings", 0)) or None
     except Exception:  # noqa: BLE001 - offline or unknown: fall back to the cap
         return None

@@ -1,4 +1,4 @@
-"""What a batch did, per file and per stage; shown by the CLI, stored in the ledger."""
+"""What an ingest batch did, per file and per stage: the result type of `RAG.ingest`, shown by the CLI."""
 
 from __future__ import annotations
 
