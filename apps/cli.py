@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -239,7 +240,13 @@ app.command("mcp")(mcp_cmd)
 
 
 def main() -> None:
-    """Entry point that turns our errors into one clear line and exit code 2."""
+    """Entry point that turns our errors into one clear line and exit code 2.
+
+    The command owns its process, so it (not the library) tells Hugging Face libraries to stay offline
+    unless `RAG_OFFLINE=false`; the library passes `local_files_only` to each loader either way.
+    """
+    if os.environ.get("RAG_OFFLINE", "true").strip().lower() not in ("0", "false", "no", "off"):
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
     try:
         app()
     except RagError as exc:
