@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -87,12 +88,18 @@ def docs_in_db(db: Path) -> int:
 
 def run_and_kill(home: Path, *, mode: str) -> int:
     code = SCRIPT.format(tests=str(Path(__file__).parent), home=str(home), mode=mode)
+    proc = _run_and_kill(code, lambda p: mode == "mid-batches" and 0 < docs_in_db(home / "rag.db") < N_DOCS)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()[-2000:] if proc.stderr else ""
+    return docs_in_db(home / "rag.db")
+
+
+def _run_and_kill(code: str, when: Callable[[subprocess.Popen[bytes]], bool]) -> subprocess.Popen[bytes]:
+    """Run `code` in a child and SIGKILL it the moment `when(child)` holds (or let it die by itself)."""
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.time() + 240
     try:
         while proc.poll() is None and time.time() < deadline:
-            n = docs_in_db(home / "rag.db")
-            if mode == "mid-batches" and 0 < n < N_DOCS:
+            if when(proc):
                 os.kill(proc.pid, signal.SIGKILL)
                 break
             time.sleep(0.05)
@@ -100,8 +107,7 @@ def run_and_kill(home: Path, *, mode: str) -> int:
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()[-2000:] if proc.stderr else ""
-    return docs_in_db(home / "rag.db")
+    return proc
 
 
 def assert_agree(rag: RAG) -> None:
@@ -177,18 +183,7 @@ def test_sigkill_while_workers_load_files_then_rerun_converges(tmp_path: Path, e
         (folder / f"{doc.source}.txt").write_text(f"{doc.title}\n\n{doc.text}")
     home = tmp_path / "home"
     code = FILES_SCRIPT.format(home=str(home), folder=str(folder))
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.time() + 240
-    try:
-        while proc.poll() is None and time.time() < deadline:
-            if 0 < docs_in_db(home / "rag.db") < N_DOCS and _workers_of(proc.pid):
-                os.kill(proc.pid, signal.SIGKILL)
-                break
-            time.sleep(0.05)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    proc = _run_and_kill(code, lambda p: 0 < docs_in_db(home / "rag.db") < N_DOCS and bool(_workers_of(p.pid)))
     assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()[-2000:] if proc.stderr else ""
     end = time.time() + 10
     while _workers_of(proc.pid) and time.time() < end:
