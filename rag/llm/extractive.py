@@ -32,9 +32,9 @@ import numpy as np
 
 from rag import registry
 from rag.config import ProviderSettings
-from rag.llm.base import Completion, Delta, GenerationParams, Message, StreamEvent, Usage
 from rag import text as _text
 from rag.llm import evidence as _evidence
+from rag.llm.base import Completion, Delta, GenerationParams, Message, StreamEvent, Usage
 from rag.llm.evidence import QUESTION_WORDS, Candidate, Model, candidates, features, load_model
 from rag.prompt import LOW_CONFIDENCE, NO_ANSWER, parse_user_message
 from rag.store.sparse import analyze
@@ -165,27 +165,23 @@ def closest(cands: list[Candidate], pool: list[int], probs: np.ndarray, model: M
             terms: set[str] | None = None, ratio: float = 0.4) -> list[list[int]]:
     """What a low-confidence answer quotes: the closest passage, that is the best unit as `compose` frames it,
     then the next likeliest units of the same source that are at least `ratio` as likely as the best, up to
-    `max_sentences`, in reading order.
+    `max_sentences`, in reading order (one group: below `confident_from`, `compose` adds no other source).
 
     Unsure which unit answers, the model usually has the answer among its first few; a unit far less likely
     than the best (a sibling table row, the next setting's default) would only be noise, and units of other
     sources would cite chunks that rarely hold the answer (citation precision 0.85 against 0.91 on training).
     """
-    groups = compose(cands, pool, probs, model, max_sentences, terms=terms)
-    used = [i for g in groups for i in g]
+    used = compose(cands, pool, probs, model, max_sentences, terms=terms)[0]
+    source, best = cands[used[0]].n, float(probs.max())
     count = sum(cands[i].kind != "heading" for i in used)
-    best = float(probs.max())
     for j in np.argsort(-probs, kind="stable"):
-        i = pool[int(j)]
         if count >= max_sentences or float(probs[j]) < ratio * best:
             break
-        if i not in used and cands[i].n == cands[used[0]].n:
+        i = pool[int(j)]
+        if i not in used and cands[i].n == source:
             used.append(i)
             count += 1
-    by_source: dict[int, list[int]] = {}
-    for i in used:
-        by_source.setdefault(cands[i].n, []).append(i)
-    return [sorted(g, key=lambda i: cands[i].index) for g in by_source.values()]
+    return [sorted(used, key=lambda i: cands[i].index)]
 
 
 def _render(cands: list[Candidate], group: list[int]) -> str:
