@@ -122,7 +122,11 @@ def main() -> None:
 
     passages, items = split_articles(DATA, 1, 12)
     questions, gone = make_questions(passages, items, args.questions, args.removed, args.seed)
-    cache = args.home / f"features-{args.seed}-{args.questions}-{args.removed}-{args.k}.npz"
+    import rag.llm.evidence as evidence
+    import rag.text as text
+    code = hashlib.sha256(Path(evidence.__file__).read_bytes() + Path(text.__file__).read_bytes()).hexdigest()[:8]
+    # features depend on the code that computes them (and MAX_EMBED in it): a change means new features
+    cache = args.home / f"features-{args.seed}-{args.questions}-{args.removed}-{args.k}-{code}.npz"
     args.home.mkdir(parents=True, exist_ok=True)
     providers = [ProviderSettings(name="extractive", kind="extractive")]
     rag = RAG.open(settings=Settings(home=args.home, llm=LLMSettings(providers=providers)))

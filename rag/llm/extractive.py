@@ -50,7 +50,7 @@ class ExtractiveAnswerer:
     """
 
     def __init__(self, cfg: ProviderSettings | None = None, home: Path | None = None, *,
-                 max_sentences: int = 3, max_embed: int = 6, model: Model | None = None) -> None:
+                 max_sentences: int = 3, max_embed: int = _evidence.MAX_EMBED, model: Model | None = None) -> None:
         self.name = cfg.name if cfg else "extractive"
         self._model = model or load_model()
         self.model = f"extractive-{self._model.version}-{CODE_VERSION}"
