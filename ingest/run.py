@@ -232,7 +232,8 @@ class LocalIngestor:
             keyed.append([(text_hash(t), t, c.token_count) for t, c in zip(texts_of, w.chunks, strict=True)])
         texts = {h: (t, n) for rows in keyed for h, t, n in rows}
         cached = self.store.cached_vectors(texts)
-        todo = [h for h in texts if h not in cached]
+        # similar lengths share a slice: less padding, ~15% less CPU on SciFact chunks (bench/ingest.py)
+        todo = sorted((h for h in texts if h not in cached), key=lambda h: texts[h][1])
         if todo:
             ts = time.perf_counter()
             vecs = np.concatenate([self._encode([texts[h][0] for h in todo[i:i + EMBED_SLICE]])
