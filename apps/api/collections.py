@@ -1,23 +1,22 @@
 """Collections and their documents over HTTP: create, list and delete; upload, follow the job, list, delete.
 
-An upload is saved by `apps.upload_limits.save_uploads` (the Streamlit app's rules too) under
+An upload is saved by `apps.uploads.save_uploads` (the Streamlit app's rules too) under
 `<home>/uploads/<collection>/` and ingested by the app's `JobRunner` in the background: the
 request returns 202 with the job, and `GET /v1/jobs/{id}` says how it went, per file.
 """
 
 # No `from __future__ import annotations`: FastAPI reads the routes' annotations at runtime.
 
-import shutil
 from dataclasses import asdict
-from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, UploadFile
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
+from apps import uploads
 from apps.api.state import CollectionAdmin, Key, Reader, State, Writer
-from apps.upload_limits import ApiError, save_uploads
+from apps.uploads import ApiError, save_uploads
 from rag.errors import NotFoundError
 from rag.store.ledger import Collection
 
@@ -47,8 +46,7 @@ def list_collections(state: State, key: Key) -> dict[str, Any]:
 def delete_collection(collection: str, state: State, key: CollectionAdmin) -> dict[str, Any]:
     state.store.collection(collection)  # 404 before its watches stop
     state.watches.drop_collection(collection)  # else a watcher's next pass would write into it again
-    state.rag.delete_collection(collection)  # validates the name, so the rmtree below stays inside uploads/
-    shutil.rmtree(state.uploads / collection, ignore_errors=True)
+    uploads.delete_collection(state.rag, collection)  # with its uploaded files
     return {"deleted": collection}
 
 
@@ -58,7 +56,7 @@ def upload(collection: str, files: Annotated[list[UploadFile], File(description=
     from ingest.loaders import SUPPORTED_SUFFIXES  # the loaders' table; imported when first needed
 
     state.store.collection(collection)  # 404 before anything is written
-    saved, names = save_uploads(files, state.uploads / collection, state.settings, SUPPORTED_SUFFIXES)
+    saved, names = save_uploads(files, uploads.upload_folder(state.rag, collection), state.settings, SUPPORTED_SUFFIXES)
     job = state.jobs.submit(collection, saved, names)
     return {"job": state.public(job.to_json()), "status_url": f"/v1/jobs/{job.id}"}
 
@@ -83,13 +81,10 @@ def documents(collection: str, state: State, key: Reader) -> dict[str, Any]:
 def delete_document(collection: str, document_id: int, state: State, key: Writer) -> dict[str, Any]:
     coll = state.store.collection(collection)
     try:
-        source = state.rag.delete_document(collection, document_id)
+        source = uploads.delete_document(state.rag, collection, document_id)  # with its uploaded copy
     except NotFoundError:
         raise NotFoundError(f"no document with id {document_id} in collection {collection!r}; "
                             f"list them with GET /v1/collections/{collection}/documents") from None
-    path = Path(source)
-    if path.is_relative_to(state.uploads / collection):
-        path.unlink(missing_ok=True)
     with state.store.sessions() as s:
         rev = s.scalar(select(Collection.revision).where(Collection.id == coll.id))
     return {"deleted": document_id, "source": state.public_path(source), "revision": rev}

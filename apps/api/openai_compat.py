@@ -35,7 +35,7 @@ from apps.api.auth import KeyInfo
 from apps.api.public import error_type
 from apps.api.state import AppState, Key, State
 from apps.rewrite import standalone_question
-from apps.upload_limits import ApiError
+from apps.uploads import ApiError
 from rag import Answer, AnswerStream, RagError
 from rag.errors import ConfigError, DependencyMissingError, IndexMismatchError, NotFoundError
 from rag.llm.base import ProviderError

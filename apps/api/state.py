@@ -25,7 +25,7 @@ from fastapi import Depends, Header, Request
 from apps.api.auth import Authenticator, KeyInfo
 from apps.api.limits import RateLimiter
 from apps.api.public import public, public_path
-from apps.upload_limits import ApiSettings
+from apps.uploads import ApiSettings, uploads_root
 from rag import RAG
 
 if TYPE_CHECKING:  # these modules import this one for its dependencies
@@ -57,7 +57,7 @@ class AppState:
     """Where uploads are saved: `<home>/uploads/<collection>/<name>` (resolved once, at start)."""
 
     def __post_init__(self) -> None:
-        self.uploads = Path(self.rag.settings.home).resolve() / "uploads"
+        self.uploads = uploads_root(self.rag)
 
     @property
     def store(self) -> Store:

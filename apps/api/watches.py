@@ -31,7 +31,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from apps.api.state import Key, Reader, State
-from apps.upload_limits import ApiError
+from apps.uploads import ApiError
 from rag.errors import NotFoundError
 
 log = logging.getLogger("rag.api.watches")
