@@ -4,14 +4,14 @@
 metrics), keeps it at `app.state.api`, and includes one router per resource; the routes reach
 the state through `Depends` (`apps.api.state`).
 
-| router | module | paths |
-|---|---|---|
-| `openai_router` | `apps.api.openai_compat` | `/v1/models`, `/v1/chat/completions` |
-| (MCP) | `apps.mcp.http` | `/mcp` |
-| `watch_router` | `apps.api.watches` | `/v1/collections/{c}/watches` |
-| `ops_router`, `eval_router`, `keys_router` | `apps.api.admin` | `/healthz`, `/readyz`, `/metrics`, `/v1/eval/runs`, `/v1/keys` |
-| `collections_router`, `documents_router` | `apps.api.collections` | `/v1/collections`, `.../documents`, `/v1/jobs/{id}` |
-| `query_router` | `apps.api.query` | `/v1/collections/{c}/search`, `.../ask` |
+Routers, in the order they are included (the full table is in docs/architecture.md):
+    openai_compat.openai_router                    /v1/models, /v1/chat/completions
+    apps.mcp.http (mounted)                        /mcp
+    watches.watch_router                           /v1/collections/{c}/watches
+    admin.ops_router, eval_router, keys_router     /healthz, /readyz, /metrics, /v1/eval/runs, /v1/keys
+    collections.collections_router                 /v1/collections, /v1/collections/{c}
+    collections.documents_router                   /v1/collections/{c}/documents, /v1/jobs/{id}
+    query.query_router                             /v1/collections/{c}/search, /v1/collections/{c}/ask
 
 Example:
     >>> from apps.api.app import create_app      # doctest: +SKIP
@@ -88,7 +88,8 @@ def build_state(rag: RAG, cfg: ApiSettings) -> AppState:
         log.warning("RAG_API__AUTH=false: every caller is an admin of every collection; local use only")
     metrics = ApiMetrics()
     jobs = JobRunner(rag, on_report=metrics.observe_ingest)
-    return AppState(rag=rag, settings=cfg, chat=ChatSettings(), auth=Authenticator(rag.store.sessions, enabled=cfg.auth),
+    return AppState(rag=rag, settings=cfg, chat=ChatSettings(),
+                    auth=Authenticator(rag.store.sessions, enabled=cfg.auth),
                     limiter=RateLimiter(cfg.rate_per_s, cfg.burst), metrics=metrics, jobs=jobs,
                     watches=FolderWatches(rag, cfg.watch_roots, jobs.writes))
 

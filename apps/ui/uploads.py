@@ -20,8 +20,9 @@ from apps.uploads import ApiError, ApiSettings, delete_collection, delete_docume
 from rag import IngestReport
 from rag.errors import ConfigError, NotFoundError, RagError
 
-__all__ = ["CallbackProgress", "UploadRefused", "Uploaded", "accepted_caption", "create_collection", "delete_collection",
-           "delete_document", "document_label", "document_rows", "reingest_document", "report_rows", "save"]
+__all__ = ["CallbackProgress", "UploadRefused", "Uploaded", "accepted_caption", "create_collection",
+           "delete_collection", "delete_document", "document_label", "document_rows", "reingest_document",
+           "report_rows", "save"]
 
 
 class UploadRefused(RagError):
