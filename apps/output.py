@@ -15,13 +15,16 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, is_dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from ingest.ocr import ocr_note
+
+if TYPE_CHECKING:
+    from rag import Answer, IngestReport
 
 PIPE_WIDTH = 160  # columns when stdout is not a terminal and COLUMNS is not set
 
@@ -86,18 +89,17 @@ def print_json(value: Any) -> None:
 
 
 # -- ingest ------------------------------------------------------------------------------------------
-def report_json(report: Any, paths: Paths) -> dict[str, Any]:
+def report_json(report: IngestReport, paths: Paths) -> dict[str, Any]:
     """An IngestReport for scripts: the summary, every file (as the user named it) and the timings."""
-    missing = list(getattr(report, "missing", []) or [])
     return {"run_id": report.run_id, "collection": report.collection, "summary": report.summary(),
             "files": [{"file": paths.show(f.source), "source": f.source, "outcome": f.outcome, "reason": f.reason,
-                       "note": getattr(f, "note", None), "chunks": f.chunks, "seconds": round(f.seconds, 4)} for f in report.files],
-            "missing": [paths.show(m) for m in missing], "chunks_added": report.chunks_added,
+                       "note": f.note, "chunks": f.chunks, "seconds": round(f.seconds, 4)} for f in report.files],
+            "missing": [paths.show(m) for m in report.missing], "chunks_added": report.chunks_added,
             "tokens_embedded": report.tokens_embedded, "index_rebuilt": report.index_rebuilt,
             "seconds": round(report.seconds, 3), "stage_seconds": dict(report.stage_seconds)}
 
 
-def print_report(console: Console, report: Any, paths: Paths, collection: str) -> None:
+def print_report(console: Console, report: IngestReport, paths: Paths, collection: str) -> None:
     """The per-file table (skipped files left out of long runs), the totals, and the deleted-files hint."""
     table = Table(title=f"Ingest run {report.run_id} into '{collection}'")
     table.add_column("file", overflow="fold")
@@ -110,7 +112,7 @@ def print_report(console: Console, report: Any, paths: Paths, collection: str) -
         if f.outcome == "skipped" and len(report.files) > 30:
             hidden += 1
             continue
-        note = getattr(f, "note", None)  # a library warning raised while parsing this file
+        note = f.note  # a library warning raised while parsing this file
         reason = escape(f.reason) if f.reason else (f"[dim]note: {escape(note)}[/dim]" if note else "")
         table.add_row(escape(paths.show(f.source)), f"[{style[f.outcome]}]{f.outcome}", str(f.chunks), reason)
     console.print(table)
@@ -121,7 +123,7 @@ def print_report(console: Console, report: Any, paths: Paths, collection: str) -
     console.print(f"ok {s['ok']}  skipped {s['skipped']}  failed {s['failed']}  removed {s['removed']}  "
                   f"chunks +{report.chunks_added}  {report.seconds:.1f}s  "
                   f"(embed {rate:,.0f} tokens/s{', index rebuilt' if report.index_rebuilt else ''})")
-    missing = list(getattr(report, "missing", []) or [])
+    missing = report.missing
     if missing:
         some = ", ".join(paths.show(m) for m in missing[:3]) + (", ..." if len(missing) > 3 else "")
         what = "1 file no longer exists but is" if len(missing) == 1 else f"{len(missing)} files no longer exist but are"
@@ -152,8 +154,8 @@ def print_hits(console: Console, hits: Sequence[Any], paths: Paths, title: str) 
     console.print(table)
 
 
-def answer_json(answer: Any, paths: Paths) -> dict[str, Any]:
-    data = to_json(answer.to_json() if hasattr(answer, "to_json") else answer)
+def answer_json(answer: Answer, paths: Paths) -> dict[str, Any]:
+    data = to_json(answer.to_json())
     for src in data.get("sources", []):
         src["file"] = paths.show(src["source"])
     data["failed_attempts"] = failed_attempts(answer)

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from rag.errors import NotFoundError, RagError
+from rag.report import IngestReport
 
 log = logging.getLogger("rag.api.jobs")
 
@@ -52,10 +53,10 @@ class Job:
                 "finished_at": self.finished_at.isoformat() if self.finished_at else None}
 
 
-def report_json(report: Any, names: dict[str, str]) -> dict[str, Any]:
+def report_json(report: IngestReport, names: dict[str, str]) -> dict[str, Any]:
     """An IngestReport as JSON; `names` maps saved paths back to the uploaded file names."""
     files = [{"file": names.get(f.source, Path(f.source).name), "source": f.source, "outcome": f.outcome,
-              "reason": f.reason, "note": getattr(f, "note", None), "chunks": f.chunks,
+              "reason": f.reason, "note": f.note, "chunks": f.chunks,
               "seconds": round(f.seconds, 4)} for f in report.files]
     return {"run_id": report.run_id, "summary": report.summary(), "files": files,
             "chunks_added": report.chunks_added, "index_rebuilt": report.index_rebuilt,

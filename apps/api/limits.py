@@ -1,6 +1,6 @@
 """What the HTTP API refuses before any real work is done: too many requests, too big, bad names.
 
-The upload rules shared with the Streamlit app live in `apps.upload_limits` (re-exported here).
+The upload rules shared with the Streamlit app live in `apps.uploads` (re-exported here).
 
 Every refusal is an `ApiError`, which the app turns into the one JSON error shape
 (`{"error": {"type": ..., "message": ...}}`), so a client never sees a stack trace.
@@ -17,8 +17,7 @@ from typing import Any
 
 from starlette.exceptions import HTTPException
 
-from apps.upload_limits import (ApiError, ApiSettings, check_suffix, sanitize_filename, save_uploads,
-                                too_large)
+from apps.uploads import ApiError, ApiSettings, check_suffix, sanitize_filename, save_uploads, too_large
 
 __all__ = ["ApiError", "ApiSettings", "BodySizeLimit", "RateLimiter", "check_suffix", "sanitize_filename",
            "save_uploads", "too_large"]

@@ -7,11 +7,14 @@ never by the raw path, so the number of series stays bounded.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 
 from apps.api.limits import ASGIApp, Message, Receive, Scope, Send
+
+if TYPE_CHECKING:
+    from rag import Answer, IngestReport
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
@@ -45,7 +48,7 @@ class ApiMetrics:
                                ["provider", "cached"], registry=r)
         self.cache_hits = Counter("rag_answer_cache_hits", "Answers served from the answer cache.", registry=r)
 
-    def observe_answer(self, answer: Any) -> None:
+    def observe_answer(self, answer: Answer) -> None:
         """Count an Answer's provider attempts, fallback and cache hit."""
         self.answers.labels(answer.provider, str(bool(answer.cached)).lower()).inc()
         if answer.cached:
@@ -60,7 +63,7 @@ class ApiMetrics:
         if tried and tried[0] != answer.provider:
             self.fallbacks.inc()
 
-    def observe_ingest(self, report: Any) -> None:
+    def observe_ingest(self, report: IngestReport) -> None:
         for f in report.files:
             self.ingest_files.labels(f.outcome).inc()
 

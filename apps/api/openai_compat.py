@@ -18,11 +18,10 @@ import json
 import logging
 import time
 import uuid
-from pathlib import Path
 from collections.abc import Callable, Coroutine, Iterator
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
@@ -32,11 +31,12 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import select
 
 from apps.answer_view import answer_extension
-from apps.api.public import error_type, public
 from apps.api.auth import KeyInfo
-from apps.api.limits import ApiError
+from apps.api.public import error_type
+from apps.api.state import AppState, Key, State
 from apps.rewrite import standalone_question
-from rag import RAG, RagError
+from apps.uploads import ApiError
+from rag import Answer, AnswerStream, RagError
 from rag.errors import ConfigError, DependencyMissingError, IndexMismatchError, NotFoundError
 from rag.llm.base import ProviderError
 from rag.store.ledger import Collection
@@ -131,84 +131,83 @@ class OpenAIRoute(APIRoute):
         return route
 
 
-def openai_router(rag: RAG, caller: Callable[..., KeyInfo], metrics: Any,
-                  settings: ChatSettings | None = None) -> APIRouter:
-    """The two endpoints, authenticated and rate-limited by the app's own `caller` dependency."""
-    cfg = settings or ChatSettings()
-    uploads = rag.settings.home.resolve() / "uploads"  # upload paths are shown by their uploaded names
-    router = APIRouter(route_class=OpenAIRoute, tags=["openai-compatible"])
-    Key = Annotated[KeyInfo, Depends(caller)]
-
-    def readable(key: KeyInfo) -> list[tuple[str, int]]:
-        with rag.store.sessions() as s:
-            rows = s.execute(select(Collection.name, Collection.created_at).order_by(Collection.name)).all()
-        return [(name, int(created.timestamp()) if created else 0) for name, created in rows if key.can(name, "read")]
-
-    @router.get("/v1/models")
-    def models(key: Key) -> dict[str, Any]:
-        """One model per collection this key may read; the model's id is the collection's name."""
-        return {"object": "list", "data": [{"id": name, "object": "model", "created": created,
-                                            "owned_by": "rag-platform"} for name, created in readable(key)]}
-
-    @router.get("/v1/models/{model}")
-    def model(model: str, key: Key) -> dict[str, Any]:
-        for name, created in readable(key):
-            if name == model:
-                return {"id": name, "object": "model", "created": created, "owned_by": "rag-platform"}
-        raise _unknown_model(model, key)
-
-    def _unknown_model(model: str, key: KeyInfo) -> ApiError:
-        if model in rag.store.collection_names():
-            key.require(model, "read")  # raises the 403 with its reason
-        return ApiError(404, "not_found", f"The model {model!r} does not exist: models are collection names; "
-                        f"GET /v1/models lists those this key may read")
-
-    def rewriter_llm() -> Any:
-        if cfg.rewriter == "heuristic":
-            return None
-        return rag.answerer.chain([cfg.rewriter]).providers[0]
-
-    @router.post("/v1/chat/completions", responses={200: {"content": {"text/event-stream": {}}}})
-    def chat(body: ChatIn, key: Key) -> Any:
-        """Answer the last user message from the collection named by `model`, citing `[n]` sources."""
-        coll = body.model
-        if coll not in rag.store.collection_names():
-            raise _unknown_model(coll, key)
-        key.require(coll, "read")
-        last = body.messages[-1]
-        if last.role != "user" or not last.text().strip():
-            raise ApiError(400, "invalid_request", "messages must end with a non-empty user message to answer")
-        questions = [m.text() for m in body.messages if m.role == "user" and m.text().strip()]
-        query = standalone_question(questions, rewriter_llm())
-        opts = body.rag or RagOptions()
-        kw: dict[str, Any] = {"collection": coll, "k": opts.k, "providers": opts.providers, "mode": opts.mode,
-                              "fusion": opts.fusion, "rerank": opts.rerank, "use_cache": opts.cache}
-        cid, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
-        if not body.stream:
-            answer = rag.ask(query, **kw)
-            metrics.observe_answer(answer)
-            extension = public(jsonable_encoder(answer_extension(answer, coll, query)), uploads)
-            message = {"role": "assistant", "content": answer.text, EXTENSION: extension}
-            return JSONResponse(jsonable_encoder({
-                "id": cid, "object": "chat.completion", "created": created, "model": coll,
-                "choices": [{"index": 0, "message": message, "finish_reason": "stop", "logprobs": None}],
-                "usage": _usage(answer)}))
-        stream = rag.ask(query, stream=True, **kw)  # retrieval errors surface here, as an error response
-        usage = bool((body.stream_options or {}).get("include_usage"))
-        return StreamingResponse(_chunks(stream, cid, created, coll, query, usage, metrics, uploads),
-                                 media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
-
-    return router
+openai_router = APIRouter(route_class=OpenAIRoute, tags=["openai-compatible"])
 
 
-def _usage(answer: Any) -> dict[str, int]:
+def _readable(state: AppState, key: KeyInfo) -> list[tuple[str, int]]:
+    """(name, created) of every collection this key may read: the models it may use."""
+    with state.store.sessions() as s:
+        rows = s.execute(select(Collection.name, Collection.created_at).order_by(Collection.name)).all()
+    return [(name, int(created.timestamp()) if created else 0) for name, created in rows if key.can(name, "read")]
+
+
+def _unknown_model(state: AppState, model: str, key: KeyInfo) -> ApiError:
+    if model in state.store.collection_names():
+        key.require(model, "read")  # raises the 403 with its reason
+    return ApiError(404, "not_found", f"The model {model!r} does not exist: models are collection names; "
+                    f"GET /v1/models lists those this key may read")
+
+
+def _rewriter_llm(state: AppState) -> Any:
+    if state.chat.rewriter == "heuristic":
+        return None
+    return state.rag.answerer.chain([state.chat.rewriter]).providers[0]
+
+
+@openai_router.get("/v1/models")
+def models(state: State, key: Key) -> dict[str, Any]:
+    """One model per collection this key may read; the model's id is the collection's name."""
+    return {"object": "list", "data": [{"id": name, "object": "model", "created": created,
+                                        "owned_by": "rag-platform"} for name, created in _readable(state, key)]}
+
+
+@openai_router.get("/v1/models/{model}")
+def model(model: str, state: State, key: Key) -> dict[str, Any]:
+    for name, created in _readable(state, key):
+        if name == model:
+            return {"id": name, "object": "model", "created": created, "owned_by": "rag-platform"}
+    raise _unknown_model(state, model, key)
+
+
+@openai_router.post("/v1/chat/completions", responses={200: {"content": {"text/event-stream": {}}}})
+def chat(body: ChatIn, state: State, key: Key) -> Any:
+    """Answer the last user message from the collection named by `model`, citing `[n]` sources."""
+    coll = body.model
+    if coll not in state.store.collection_names():
+        raise _unknown_model(state, coll, key)
+    key.require(coll, "read")
+    last = body.messages[-1]
+    if last.role != "user" or not last.text().strip():
+        raise ApiError(400, "invalid_request", "messages must end with a non-empty user message to answer")
+    questions = [m.text() for m in body.messages if m.role == "user" and m.text().strip()]
+    query = standalone_question(questions, _rewriter_llm(state))
+    opts = body.rag or RagOptions()
+    kw: dict[str, Any] = {"collection": coll, "k": opts.k, "providers": opts.providers, "mode": opts.mode,
+                          "fusion": opts.fusion, "rerank": opts.rerank, "use_cache": opts.cache}
+    cid, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
+    if not body.stream:
+        answer = state.rag.ask(query, **kw)
+        state.metrics.observe_answer(answer)
+        extension = state.public(jsonable_encoder(answer_extension(answer, coll, query)))
+        message = {"role": "assistant", "content": answer.text, EXTENSION: extension}
+        return JSONResponse(jsonable_encoder({
+            "id": cid, "object": "chat.completion", "created": created, "model": coll,
+            "choices": [{"index": 0, "message": message, "finish_reason": "stop", "logprobs": None}],
+            "usage": _usage(answer)}))
+    stream = state.rag.ask_stream(query, **kw)  # retrieval errors surface here, as an error response
+    usage = bool((body.stream_options or {}).get("include_usage"))
+    return StreamingResponse(_chunks(stream, cid, created, coll, query, usage, state),
+                             media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+def _usage(answer: Answer) -> dict[str, int]:
     return {"prompt_tokens": answer.tokens_in, "completion_tokens": answer.tokens_out,
             "total_tokens": answer.tokens_in + answer.tokens_out}
 
 
-def _chunks(stream: Any, cid: str, created: int, coll: str, query: str, usage: bool,
-            metrics: Any, uploads: Path) -> Iterator[str]:
+def _chunks(stream: AnswerStream, cid: str, created: int, coll: str, query: str, usage: bool,
+            state: AppState) -> Iterator[str]:
     """OpenAI's `chat.completion.chunk` events: role, text pieces, a last chunk with `rag`, `[DONE]`."""
     def event(choices: list[dict[str, Any]], **extra: Any) -> str:
         data = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": coll,
@@ -221,8 +220,8 @@ def _chunks(stream: Any, cid: str, created: int, coll: str, query: str, usage: b
             yield event([{"index": 0, "delta": {"content": piece}, "finish_reason": None}])
         answer = stream.answer
         if answer is not None:
-            metrics.observe_answer(answer)
-            extension = public(jsonable_encoder(answer_extension(answer, coll, query)), uploads)
+            state.metrics.observe_answer(answer)
+            extension = state.public(jsonable_encoder(answer_extension(answer, coll, query)))
             yield event([{"index": 0, "delta": {EXTENSION: extension},
                           "finish_reason": "stop"}])
             if usage:

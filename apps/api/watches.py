@@ -22,17 +22,16 @@ import logging
 import os
 import threading
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from apps.api.auth import KeyInfo
-from apps.api.limits import ApiError
+from apps.api.state import Key, Reader, State
+from apps.uploads import ApiError
 from rag.errors import NotFoundError
 
 log = logging.getLogger("rag.api.watches")
@@ -202,28 +201,25 @@ class FolderWatches:
                 w.thread.join(timeout=timeout_s)
 
 
-def watch_router(watches: FolderWatches, caller: Callable[..., KeyInfo],
-                 needs: Callable[[str], Callable[..., KeyInfo]], store: Any) -> APIRouter:
-    """Add, list and remove a collection's watched folders."""
-    router = APIRouter(tags=["watched folders"])
-    Key = Annotated[KeyInfo, Depends(caller)]
+watch_router = APIRouter(tags=["watched folders"])
 
-    @router.post("/v1/collections/{collection}/watches", status_code=201)
-    def add_watch(collection: str, body: WatchIn, key: Key) -> dict[str, Any]:
-        """Keep `path` (a folder on the server) in sync with the collection: a full pass now, then every change."""
-        key.require(None, "admin")  # the server reads the folder: an admin of every collection decides
-        store.collection(collection)  # 404 before anything starts
-        return watches.add(collection, body.path, body.glob).to_json()
 
-    @router.get("/v1/collections/{collection}/watches")
-    def list_watches(collection: str, key: Annotated[KeyInfo, Depends(needs("read"))]) -> dict[str, Any]:
-        store.collection(collection)
-        return {"watches": [w.to_json() for w in watches.of(collection)]}
+@watch_router.post("/v1/collections/{collection}/watches", status_code=201)
+def add_watch(collection: str, body: WatchIn, state: State, key: Key) -> dict[str, Any]:
+    """Keep `path` (a folder on the server) in sync with the collection: a full pass now, then every change."""
+    key.require(None, "admin")  # the server reads the folder: an admin of every collection decides
+    state.store.collection(collection)  # 404 before anything starts
+    return state.watches.add(collection, body.path, body.glob).to_json()
 
-    @router.delete("/v1/collections/{collection}/watches/{watch_id}")
-    def remove_watch(collection: str, watch_id: str, key: Key) -> dict[str, Any]:
-        """Stop watching; the folder's documents stay in the collection (`rag sync` or deletes remove them)."""
-        key.require(None, "admin")
-        return {"removed": watches.remove(collection, watch_id).to_json()}
 
-    return router
+@watch_router.get("/v1/collections/{collection}/watches")
+def list_watches(collection: str, state: State, key: Reader) -> dict[str, Any]:
+    state.store.collection(collection)
+    return {"watches": [w.to_json() for w in state.watches.of(collection)]}
+
+
+@watch_router.delete("/v1/collections/{collection}/watches/{watch_id}")
+def remove_watch(collection: str, watch_id: str, state: State, key: Key) -> dict[str, Any]:
+    """Stop watching; the folder's documents stay in the collection (`rag sync` or deletes remove them)."""
+    key.require(None, "admin")
+    return {"removed": state.watches.remove(collection, watch_id).to_json()}

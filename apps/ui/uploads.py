@@ -1,23 +1,28 @@
 """Uploads in the app: the HTTP API's checks (safe names, type allow-list, size limits), then ingestion.
 
 Uploaded files are saved under `<home>/uploads/<collection>/`, the same place
-the HTTP API uses, by `apps.upload_limits.save_uploads`: names are sanitised (no
+the HTTP API uses, by `apps.uploads.save_uploads`: names are sanitised (no
 folders, no `..`), every type and size is checked before anything is kept, and
 one bad file refuses the whole upload with a message that names it. Limits
-are the API's (`RAG_API__MAX_UPLOAD_MB`, `RAG_API__MAX_FILES`).
+are the API's (`RAG_API__MAX_UPLOAD_MB`, `RAG_API__MAX_FILES`). Deleting a document or a
+collection removes its uploaded files the API's way too (`apps.uploads`, re-exported here).
 """
 
 from __future__ import annotations
 
 import io
-import shutil
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from apps.upload_limits import ApiError, ApiSettings, save_uploads
+from apps.uploads import ApiError, ApiSettings, delete_collection, delete_document, save_uploads, upload_folder
+from rag import IngestReport
 from rag.errors import ConfigError, NotFoundError, RagError
+
+__all__ = ["CallbackProgress", "UploadRefused", "Uploaded", "accepted_caption", "create_collection",
+           "delete_collection", "delete_document", "document_label", "document_rows", "reingest_document",
+           "report_rows", "save"]
 
 
 class UploadRefused(RagError):
@@ -40,12 +45,6 @@ class _ApiUpload:
     file: io.BytesIO
 
 
-def uploads_folder(rag: Any, collection: str) -> Path:
-    from rag.store.local import check_collection_name
-
-    return rag.settings.home.resolve() / "uploads" / check_collection_name(collection)
-
-
 def save(rag: Any, collection: str, files: Sequence[Uploaded], limits: ApiSettings | None = None) -> list[Path]:
     """Save `files` for `collection` (all or none); raises `UploadRefused` with a message for the user."""
     from ingest.loaders import SUPPORTED_SUFFIXES
@@ -54,7 +53,7 @@ def save(rag: Any, collection: str, files: Sequence[Uploaded], limits: ApiSettin
         raise UploadRefused("choose at least one file to upload")
     wrapped = [_ApiUpload(f.name, io.BytesIO(f.getvalue())) for f in files]
     try:
-        paths, _names = save_uploads(wrapped, uploads_folder(rag, collection), limits or ApiSettings(),
+        paths, _names = save_uploads(wrapped, upload_folder(rag, collection), limits or ApiSettings(),
                                      SUPPORTED_SUFFIXES)
     except ApiError as e:
         raise UploadRefused(e.message) from None
@@ -96,17 +95,17 @@ def document_label(rag: Any, collection: str, source: str) -> str:
     under it), so the same file ingested from disk and uploaded is two rows one can tell apart."""
     path = Path(source)
     try:
-        return str(path.resolve().relative_to(uploads_folder(rag, collection)))
+        return str(path.resolve().relative_to(upload_folder(rag, collection)))
     except ValueError:
         pass
     cwd = Path.cwd().resolve()
     return str(path.relative_to(cwd)) if path.is_absolute() and path.is_relative_to(cwd) else source
 
 
-def report_rows(report: Any) -> list[dict[str, Any]]:
+def report_rows(report: IngestReport) -> list[dict[str, Any]]:
     """The per-file report: file, outcome (ok / skipped / failed / removed), chunks, reason."""
     return [{"file": Path(f.source).name, "outcome": f.outcome, "chunks": f.chunks,
-             "reason": f.reason or (f"note: {f.note}" if getattr(f, "note", None) else "")} for f in report.files]
+             "reason": f.reason or (f"note: {f.note}" if f.note else "")} for f in report.files]
 
 
 def document_rows(rag: Any, collection: str) -> list[dict[str, Any]]:
@@ -119,7 +118,7 @@ def document_rows(rag: Any, collection: str) -> list[dict[str, Any]]:
 
 
 def _is_upload(rag: Any, collection: str, source: str) -> bool:
-    return Path(source).resolve().is_relative_to(uploads_folder(rag, collection))
+    return Path(source).resolve().is_relative_to(upload_folder(rag, collection))
 
 
 def create_collection(rag: Any, name: str) -> str:
@@ -127,21 +126,6 @@ def create_collection(rag: Any, name: str) -> str:
     if name in rag.store.collection_names():
         raise ConfigError(f"a collection named {name!r} already exists")
     return str(rag.store.collection(name, create=True).name)
-
-
-def delete_collection(rag: Any, name: str) -> None:
-    """The collection, its index and its uploaded files."""
-    rag.delete_collection(name)  # checks the name first, so the rmtree stays inside uploads/
-    shutil.rmtree(uploads_folder(rag, name), ignore_errors=True)
-
-
-def delete_document(rag: Any, collection: str, document_id: int) -> str:
-    """Remove one document; its uploaded copy goes too (a file elsewhere on disk is left alone)."""
-    source = rag.delete_document(collection, document_id)
-    path = Path(source)
-    if path.resolve().is_relative_to(uploads_folder(rag, collection)):
-        path.unlink(missing_ok=True)
-    return source
 
 
 def reingest_document(rag: Any, collection: str, document_id: int, progress: Any = None) -> Any:

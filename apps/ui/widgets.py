@@ -11,7 +11,7 @@ import streamlit as st
 
 from apps.ui.format import citation_cards
 from apps.ui.session import open_rag, user_message
-from rag import RAG
+from rag import RAG, Answer
 
 COLLECTION = "collection"  # session key of the collection the pages work on
 
@@ -49,13 +49,13 @@ def collection_picker(rag: RAG, *, where: Any = None) -> str | None:
     return str(choice)
 
 
-def show_citations(answer: Any) -> None:
+def show_citations(answer: Answer) -> None:
     """Answer details: one expander per cited source (passage with the cited span highlighted), then metadata."""
     from apps.ui.format import answer_meta
 
     if answer.abstained:
         st.info("The sources do not answer this question.")
-    elif getattr(answer, "low_confidence", False):
+    elif answer.low_confidence:
         st.warning("Low confidence: this is the closest passage; it may not answer the question.")
     for card in citation_cards(answer):
         with st.expander(card.label):

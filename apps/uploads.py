@@ -1,19 +1,25 @@
-"""Upload limits shared by the HTTP API and the Streamlit app: settings, refusals, safe saving.
+"""Uploads as the HTTP API and the Streamlit app both handle them: limits, safe saving, where they live.
 
 Both front ends save uploads the same way (sanitised unique names, type and size checked before
-a byte lands, all or nothing), so the rules live here, above `apps.api` and `apps.ui`.
+a byte lands, all or nothing) under `<home>/uploads/<collection>/`, and remove a document's
+uploaded copy, or a collection's upload folder, with the document or collection. So the code
+lives here, above `apps.api` and `apps.ui`, and neither imports the other.
 """
 
 from __future__ import annotations
 
 import re
+import shutil
 import unicodedata
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from rag import RAG
 
 
 class ApiSettings(BaseSettings):
@@ -132,3 +138,30 @@ def too_large(what: str, size: int, limit: int, setting: str) -> ApiError:
     return ApiError(413, "payload_too_large",
                     f"{what} is {size / 1e6:.2f} MB, over the limit of {limit / 1e6:.2f} MB; "
                     f"send less or raise {setting}")
+
+
+def uploads_root(rag: RAG) -> Path:
+    """`<home>/uploads`, resolved: every collection's upload folder lies inside it."""
+    return Path(rag.settings.home).resolve() / "uploads"
+
+
+def upload_folder(rag: RAG, collection: str) -> Path:
+    """Where uploads for `collection` are saved (the name is checked, so the path stays inside the root)."""
+    from rag.store.local import check_collection_name
+
+    return uploads_root(rag) / check_collection_name(collection)
+
+
+def delete_collection(rag: RAG, name: str) -> None:
+    """The collection, its index and its uploaded files."""
+    rag.delete_collection(name)  # checks the name first, so the rmtree stays inside uploads/
+    shutil.rmtree(upload_folder(rag, name), ignore_errors=True)
+
+
+def delete_document(rag: RAG, collection: str, document_id: int) -> str:
+    """Remove one document; its uploaded copy goes too (a file elsewhere on disk is left alone). Returns its source."""
+    source = rag.delete_document(collection, document_id)
+    path = Path(source)
+    if path.resolve().is_relative_to(upload_folder(rag, collection)):
+        path.unlink(missing_ok=True)
+    return source
