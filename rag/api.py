@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, overload
+from typing import TYPE_CHECKING, Any, Literal, cast, overload
 
 import rag.rerank  # noqa: F401 - registers the cross-encoder reranker
 from rag import registry
@@ -30,9 +30,8 @@ from rag.types import Hit, SourceText
 if TYPE_CHECKING:
     from rag.answer import Answer, AnswerStream
     from rag.pipeline import Answerer
-    from rag.protocols import Embedder
+    from rag.protocols import Embedder, Ingestor, Reranker
     from rag.report import IngestReport, Progress
-    from rag.rerank import CrossEncoderReranker
 
 
 @dataclass(frozen=True)
@@ -63,7 +62,7 @@ class RAG:
         self.embedder: Embedder = embedder if embedder is not None else make_embedder(settings.embedder)
         self._store: Store | None = None
         self._ledger: Store | None = None
-        self._reranker: CrossEncoderReranker | None = None
+        self._reranker: Reranker | None = None
         self._answerer: Answerer | None = None
 
     @classmethod
@@ -104,8 +103,9 @@ class RAG:
             self._ledger = LocalStore(self.settings, embedder_id=self.embedder.model_id, dim=0)
         return self._ledger
 
-    def _ingestor(self, engine: str = "local", **options: Any) -> Any:
-        return registry.create("ingestor", engine, self.settings, self.embedder, self.store, **options)
+    def _ingestor(self, engine: str = "local", **options: object) -> Ingestor:
+        return cast("Ingestor", registry.create("ingestor", engine, self.settings, self.embedder, self.store,
+                                                **options))
 
     def ingest(self, paths: str | Path | Iterable[str | Path], *, collection: str, glob: str | None = None,
                prune: bool = False, force: bool = False, progress: Progress | None = None, engine: str = "local",
@@ -126,9 +126,10 @@ class RAG:
         return self._ingestor(engine, **engine_options).ingest_texts(docs, collection=collection, force=force, progress=progress)
 
     @property
-    def reranker(self) -> CrossEncoderReranker:
+    def reranker(self) -> Reranker:
+        """The configured reranker (built on first use; its model loads on the first rerank)."""
         if self._reranker is None:
-            self._reranker = registry.create("reranker", "cross-encoder", self.settings.rerank)
+            self._reranker = cast("Reranker", registry.create("reranker", "cross-encoder", self.settings.rerank))
         return self._reranker
 
     def search(self, query: str, *, collection: str, k: int | None = None, mode: str | None = None,

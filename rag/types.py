@@ -1,13 +1,14 @@
 """Plain data passed between the steps. No I/O here.
 
 The flow is `ParsedDocument` (a loader's output) -> `ChunkDraft` (the
-chunker's output) -> ledger rows -> `Hit` (a retrieval result).
+chunker's output) -> ledger rows -> `Hit` (a retrieval result) ->
+`Message`s (the prompt) -> `Completion` (a provider's answer).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 
 @dataclass(frozen=True)
@@ -85,3 +86,49 @@ class Hit:
     ranks: dict[str, int] = field(default_factory=dict)
     scores: dict[str, float] = field(default_factory=dict)
     metadata: dict[str, Any] = field(default_factory=dict)
+
+
+Role = Literal["system", "user", "assistant"]
+
+
+@dataclass(frozen=True)
+class Message:
+    role: Role
+    content: str
+
+
+@dataclass(frozen=True)
+class Usage:
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+
+@dataclass(frozen=True)
+class Completion:
+    """A finished generation and what it cost."""
+
+    text: str
+    provider: str
+    model: str
+    usage: Usage = field(default_factory=Usage)
+    finish_reason: str | None = None
+    latency_s: float = 0.0
+    ttft_s: float | None = None
+
+
+@dataclass(frozen=True)
+class Delta:
+    """One streamed piece of text."""
+
+    text: str
+
+
+StreamEvent = Delta | Completion
+
+
+@dataclass(frozen=True)
+class GenerationParams:
+    max_tokens: int = 512
+    temperature: float = 0.0
+    timeout_s: float = 60.0
+    stop: tuple[str, ...] = ()
