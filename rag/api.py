@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast, overload
 
-import rag.rerank  # noqa: F401 - registers the cross-encoder reranker
 from rag import registry
 from rag.config import Settings
 from rag.embed import make_embedder

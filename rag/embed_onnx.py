@@ -25,7 +25,6 @@ from typing import Any
 
 import numpy as np
 
-from rag import registry
 from rag.config import DEFAULT_EMBEDDER, EmbedderSettings
 from rag.embed import resolve_model_path
 from rag.errors import ConfigError, DependencyMissingError, ModelLoadError
@@ -230,5 +229,3 @@ class OnnxEmbedder:
 
 OnnxInt8Embedder = OnnxEmbedder
 """The packaged int8 graph (`RAG_EMBEDDER__BACKEND=onnx-int8`)."""
-
-registry.register("embedder", BACKEND, OnnxEmbedder)

@@ -30,7 +30,6 @@ from typing import Any
 
 import numpy as np
 
-from rag import registry
 from rag.config import ProviderSettings
 from rag import text as _text
 from rag.llm import evidence as _evidence
@@ -196,6 +195,3 @@ def _render(cands: list[Candidate], group: list[int]) -> str:
         out += (sep if out else "") + f"{lead}{c.text.rstrip(' ;,')} [{c.n}]"
         lead, prev = "", c.kind
     return out
-
-
-registry.register("llm", "extractive", ExtractiveAnswerer)

@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from rag import registry
 from rag.config import ProviderSettings
 from rag.errors import DependencyMissingError, ModelLoadError
 from rag.llm.base import (
@@ -110,6 +109,3 @@ class LlamaCppChat:
         yield Completion(text=text, provider=self.name, model=self.model,
                          usage=Usage(n_in, self.count_tokens(text) if text else 0),
                          finish_reason=finish, latency_s=time.perf_counter() - t0, ttft_s=ttft)
-
-
-registry.register("llm", "llamacpp", LlamaCppChat)

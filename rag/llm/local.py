@@ -23,7 +23,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from rag import registry
 from rag.config import ProviderSettings
 from rag.errors import ModelLoadError
 from rag.llm.base import (
@@ -360,6 +359,3 @@ class _Cancel:
         import torch
 
         return torch.full((input_ids.shape[0],), self.stop, dtype=torch.bool, device=input_ids.device)
-
-
-registry.register("llm", "local", LocalChat)

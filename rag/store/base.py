@@ -28,18 +28,3 @@ def open_store(settings: Settings, *, embedder_id: str, dim: int) -> Store:
     return cast(Store, registry.create("store", store_kind(settings.database_url), settings,
                                        embedder_id=embedder_id, dim=dim))
 
-
-def _local(settings: Settings, *, embedder_id: str, dim: int) -> Store:
-    from rag.store.local import LocalStore
-
-    return LocalStore(settings, embedder_id=embedder_id, dim=dim)
-
-
-def _postgres(settings: Settings, *, embedder_id: str, dim: int) -> Store:
-    from rag.store.postgres import PgStore
-
-    return PgStore(settings, embedder_id=embedder_id, dim=dim)
-
-
-registry.register("store", "local", _local)
-registry.register("store", "postgresql", _postgres)
