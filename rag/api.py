@@ -23,8 +23,8 @@ from rag.errors import ConfigError, NotFoundError
 from rag.filters import Filters
 from rag.retrieve import RetrievalRequest, retrieve
 from rag.store.base import Store, open_store
-from rag.vector_space import embedder_settings_for
 from rag.types import Hit, SourceText
+from rag.vector_space import embedder_settings_for
 
 if TYPE_CHECKING:
     from rag.answer import Answer, AnswerStream

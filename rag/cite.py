@@ -16,9 +16,8 @@ from typing import Any
 import numpy as np
 
 from rag.config import CitationSettings
-from rag.text import clean, split_sentences
 from rag.prompt import LOW_CONFIDENCE, NO_ANSWER
-from rag.store.sparse import analyze
+from rag.text import analyze, clean, split_sentences
 from rag.types import Hit
 from rag.vectors import SHARED
 

@@ -132,3 +132,15 @@ class GenerationParams:
     temperature: float = 0.0
     timeout_s: float = 60.0
     stop: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One try of one provider in the fallback chain, as the answer records it."""
+
+    provider: str
+    ok: bool
+    seconds: float
+    error: str | None = None
+    status: int | None = None
+    skipped: bool = False

@@ -11,14 +11,11 @@ move on. Streaming yields text deltas and ends with one `Completion`.
 from __future__ import annotations
 
 from rag.errors import RagError
-from rag.protocols import LLM as LLM
-from rag.types import Completion as Completion
-from rag.types import Delta as Delta
-from rag.types import GenerationParams as GenerationParams
-from rag.types import Message as Message
-from rag.types import Role as Role
-from rag.types import StreamEvent as StreamEvent
-from rag.types import Usage as Usage
+from rag.protocols import LLM
+from rag.types import Completion, Delta, GenerationParams, Message, Role, StreamEvent, Usage
+
+__all__ = ["LLM", "Completion", "Delta", "GenerationParams", "Message", "ProviderError", "Role", "StreamEvent",
+           "StreamInterrupted", "Usage", "is_retryable_status"]
 
 
 class ProviderError(RagError):

@@ -25,8 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from rag.store.sparse import analyze
-from rag.text import clean, units
+from rag.text import analyze, clean, units
 from rag.vectors import SHARED
 
 WEIGHTS = Path(__file__).with_name("extractive_weights.json")

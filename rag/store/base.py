@@ -12,9 +12,9 @@ from typing import cast
 
 from rag import registry
 from rag.config import Settings
-from rag.protocols import SearchIndex as SearchIndex
-from rag.protocols import Searcher as Searcher
-from rag.protocols import Store as Store
+from rag.protocols import Searcher, SearchIndex, Store
+
+__all__ = ["SearchIndex", "Searcher", "Store", "open_store", "store_kind"]
 
 
 def store_kind(url: str) -> str:
