@@ -11,10 +11,10 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, cast, overload
+from typing import TYPE_CHECKING, Literal, cast, overload
 
 from rag import registry
 from rag.config import Settings
@@ -23,7 +23,7 @@ from rag.errors import ConfigError, NotFoundError
 from rag.filters import Filters
 from rag.retrieve import RetrievalRequest, retrieve
 from rag.store.base import Store, open_store
-from rag.types import Hit, SourceText
+from rag.types import DocumentInfo, Hit, SourceText
 from rag.vector_space import embedder_settings_for
 
 if TYPE_CHECKING:
@@ -66,7 +66,7 @@ class RAG:
 
     @classmethod
     def open(cls, home: str | Path | None = None, *, settings: Settings | None = None,
-             embedder: Embedder | None = None, create: bool = True, **overrides: Any) -> RAG:
+             embedder: Embedder | None = None, create: bool = True, **overrides: object) -> RAG:
         """Open (creating if needed) a data home; `overrides` are Settings fields.
 
         Pass an already-loaded `embedder` to share one model between several homes. With
@@ -108,7 +108,7 @@ class RAG:
 
     def ingest(self, paths: str | Path | Iterable[str | Path], *, collection: str, glob: str | None = None,
                prune: bool = False, force: bool = False, progress: Progress | None = None, engine: str = "local",
-               **engine_options: Any) -> IngestReport:
+               **engine_options: object) -> IngestReport:
         """Load, chunk, embed and index files; unchanged files are skipped. Returns the run report.
 
         `engine="ray"` runs load, chunk and embed on Ray Data (`address=`, `workers=`).
@@ -120,7 +120,7 @@ class RAG:
 
     def ingest_texts(self, docs: Iterable[SourceText], *, collection: str, force: bool = False,
                      progress: Progress | None = None, engine: str = "local",
-                     **engine_options: Any) -> IngestReport:
+                     **engine_options: object) -> IngestReport:
         """Ingest already-loaded texts (a JSONL corpus, a database export)."""
         return self._ingestor(engine, **engine_options).ingest_texts(docs, collection=collection, force=force, progress=progress)
 
@@ -208,9 +208,13 @@ class RAG:
                                           int(chunks or 0), c.revision, c.embedder_id))
         return out
 
-    def documents(self, collection: str) -> Sequence[Any]:
+    def documents(self, collection: str) -> list[DocumentInfo]:
         """The ledger's documents of `collection`, with status, chunk count and error (no model loaded)."""
-        return self.ledger.documents(collection)  # type: ignore[no-any-return]
+        return [DocumentInfo(id=d.id, source_uri=d.source_uri, title=d.title, media_type=d.media_type,
+                             size_bytes=d.size_bytes, status=d.status, error=d.error, chunk_count=d.chunk_count,
+                             content_hash=d.content_hash, metadata=dict(d.metadata_ or {}),
+                             created_at=d.created_at, updated_at=d.updated_at)
+                for d in self.ledger.documents(collection)]
 
     def delete_collection(self, name: str) -> None:
         self.store.delete_collection(name)
@@ -234,8 +238,9 @@ class RAG:
         self.store.write_batch(coll, [], removed=[source])  # marks its chunks deleted in the index: no rebuild
         return str(source)
 
-    def reindex(self, collection: str) -> dict[str, Any]:
-        """Rebuild the index from the ledger (after a crash, or to change index settings)."""
+    def reindex(self, collection: str) -> dict[str, object]:
+        """Rebuild the index from the ledger (after a crash, or to change index settings); returns the new
+        snapshot's manifest (`chunks`, `ledger_revision`, the embedder, the segments)."""
         return self.store.rebuild_index(collection)
 
 

@@ -62,7 +62,7 @@ class SentenceTransformerEmbedder:
                     from sentence_transformers import SentenceTransformer
                     from transformers.utils import logging as hf_logging
 
-                    hf_logging.disable_progress_bar()  # a weights bar on every start is noise in a CLI
+                    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # unannotated in transformers; a weights bar on every start is noise in a CLI
 
                     path = resolve_model_path(self.settings.model)
                     try:
@@ -137,7 +137,8 @@ class SentenceTransformerEmbedder:
     def _encode_one(self, text: str) -> np.ndarray:
         fast = self._fast_path()
         if not fast:
-            return self.encode([text])[0]
+            row: np.ndarray = self.encode([text])[0]
+            return row
         import torch
 
         tokenizer, transformer, max_len = fast

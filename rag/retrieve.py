@@ -39,10 +39,9 @@ class RetrievalRequest:
     def make(cls, query: str, collection: str, cfg: RetrievalSettings, rerank_cfg: RerankSettings | None = None,
              **overrides: Any) -> RetrievalRequest:
         rr = rerank_cfg or RerankSettings()
-        fields = {"k": cfg.k, "mode": cfg.mode, "fusion": cfg.fusion, "fetch_k": cfg.fetch_k,
-                  "rrf_k": cfg.rrf_k, "dense_weight": cfg.dense_weight, "filters": None,
-                  "normalization": cfg.normalization,
-                  "rerank": rr.enabled, "rerank_depth": rr.depth}
+        fields: dict[str, Any] = {"k": cfg.k, "mode": cfg.mode, "fusion": cfg.fusion, "fetch_k": cfg.fetch_k,
+                                  "rrf_k": cfg.rrf_k, "dense_weight": cfg.dense_weight, "filters": None,
+                                  "normalization": cfg.normalization, "rerank": rr.enabled, "rerank_depth": rr.depth}
         fields.update({key: v for key, v in overrides.items() if v is not None})
         if fields["mode"] not in ("hybrid", "dense", "bm25"):
             raise ConfigError(f"mode {fields['mode']!r} is not one of hybrid, dense, bm25")

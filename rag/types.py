@@ -8,6 +8,7 @@ chunker's output) -> ledger rows -> `Hit` (a retrieval result) ->
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Literal
 
 
@@ -87,6 +88,25 @@ class Hit:
     scores: dict[str, float] = field(default_factory=dict)
     metadata: dict[str, Any] = field(default_factory=dict)
 
+
+
+@dataclass(frozen=True)
+class DocumentInfo:
+    """One document of a collection as the ledger records it (`RAG.documents`): plain data, no session."""
+
+    id: int
+    source_uri: str
+    title: str | None
+    media_type: str
+    size_bytes: int
+    status: str
+    """`ok` or `failed` (then `error` says why)."""
+    error: str | None
+    chunk_count: int
+    content_hash: str
+    metadata: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
 
 Role = Literal["system", "user", "assistant"]
 

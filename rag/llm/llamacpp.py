@@ -27,7 +27,7 @@ from rag.llm.base import (
     StreamInterrupted,
     Usage,
 )
-from rag.llm.local import CPU_CONTEXT_CAP, DEFAULT_LOCAL_MODEL, is_packaged_default, packaged_gguf
+from rag.llm.local_model import CPU_CONTEXT_CAP, DEFAULT_LOCAL_MODEL, is_packaged_default, packaged_gguf
 
 
 class LlamaCppChat:
