@@ -86,3 +86,11 @@ def test_listing_names_imports_no_provider_sdk() -> None:
                          check=False)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_ingestion_engines_satisfy_the_ingestor_protocol() -> None:
+    from ingest.ray_engine import RayIngestor
+    from ingest.run import LocalIngestor
+    from rag.protocols import Ingestor
+
+    assert issubclass(LocalIngestor, Ingestor) and issubclass(RayIngestor, Ingestor)
