@@ -29,7 +29,7 @@ import subprocess
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import numpy as np
 
@@ -178,10 +178,6 @@ class TesseractEngine:
         return OcrPage(_join_lines(lines), _mean_confidence(kept), time.monotonic() - t0)
 
 
-registry.register("ocr", "rapidocr", RapidOcrEngine)
-registry.register("ocr", "tesseract", TesseractEngine)
-
-
 def resolve(name: str) -> str:
     """`auto` -> tesseract when its binary is on PATH, else rapidocr."""
     if name != "auto":
@@ -192,7 +188,7 @@ def resolve(name: str) -> str:
 @functools.lru_cache(maxsize=4)
 def engine(name: str) -> OcrEngine:
     """The named engine, built once per process (models stay loaded)."""
-    return registry.create("ocr", resolve(name))  # type: ignore[no-any-return]
+    return cast(OcrEngine, registry.create("ocr", resolve(name)))  # registered by ingest.plugin
 
 
 def read_images(images: Iterable[tuple[int, Any]], settings: OcrSettings, source: str) -> dict[int, OcrPage]:

@@ -1,12 +1,17 @@
-"""Registers this package's ingestion engines with `rag.registry` (entry point `rag.plugins`)."""
+"""This package's parts, registered with `rag.registry` the way any plugin registers its own.
+
+`rag.registry.BUILTIN_PLUGINS` lists `ingest.plugin:register`, so they are known without installed
+package metadata. Each factory imports its module on first use (Ray and the OCR models are heavy).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
+from rag.registry import Register
 
-def register(register: Callable[[str, str, Callable[..., Any]], None]) -> None:
+
+def register(register: Register) -> None:
     def local(settings: Any, embedder: Any, store: Any) -> Any:
         from ingest.run import LocalIngestor
 
@@ -17,5 +22,17 @@ def register(register: Callable[[str, str, Callable[..., Any]], None]) -> None:
 
         return RayIngestor(settings, embedder, store, **options)
 
+    def rapidocr() -> Any:
+        from ingest.ocr import RapidOcrEngine
+
+        return RapidOcrEngine()
+
+    def tesseract() -> Any:
+        from ingest.ocr import TesseractEngine
+
+        return TesseractEngine()
+
     register("ingestor", "local", local)
     register("ingestor", "ray", ray)
+    register("ocr", "rapidocr", rapidocr)
+    register("ocr", "tesseract", tesseract)

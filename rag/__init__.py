@@ -10,8 +10,8 @@ from rag.config import Settings
 from rag.errors import RagError
 from rag.filters import Filters
 from rag.report import FileResult, IngestReport
-from rag.types import Hit, ParsedDocument, SourceText
+from rag.types import DocumentInfo, Hit, ParsedDocument, SourceText
 
-__all__ = ["RAG", "Answer", "AnswerStream", "Citation", "CollectionInfo", "FileResult", "Filters", "Hit",
+__all__ = ["RAG", "Answer", "AnswerStream", "Citation", "CollectionInfo", "DocumentInfo", "FileResult", "Filters", "Hit",
            "IngestReport", "ParsedDocument", "RagError", "Settings", "SourceText"]
 __version__ = "0.1.0"

@@ -9,9 +9,7 @@ from typing import Any
 from pydantic import TypeAdapter
 
 from rag.cite import Citation
-from rag.llm.base import Delta
-from rag.llm.fallback import Attempt
-from rag.types import Hit
+from rag.types import Attempt, Delta, Hit
 
 
 @dataclass(frozen=True)

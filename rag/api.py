@@ -11,12 +11,11 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, overload
+from typing import TYPE_CHECKING, Literal, cast, overload
 
-import rag.rerank  # noqa: F401 - registers the cross-encoder reranker
 from rag import registry
 from rag.config import Settings
 from rag.embed import make_embedder
@@ -24,15 +23,14 @@ from rag.errors import ConfigError, NotFoundError
 from rag.filters import Filters
 from rag.retrieve import RetrievalRequest, retrieve
 from rag.store.base import Store, open_store
+from rag.types import DocumentInfo, Hit, SourceText
 from rag.vector_space import embedder_settings_for
-from rag.types import Hit, SourceText
 
 if TYPE_CHECKING:
     from rag.answer import Answer, AnswerStream
     from rag.pipeline import Answerer
-    from rag.protocols import Embedder
+    from rag.protocols import Embedder, Ingestor, Reranker
     from rag.report import IngestReport, Progress
-    from rag.rerank import CrossEncoderReranker
 
 
 @dataclass(frozen=True)
@@ -63,12 +61,12 @@ class RAG:
         self.embedder: Embedder = embedder if embedder is not None else make_embedder(settings.embedder)
         self._store: Store | None = None
         self._ledger: Store | None = None
-        self._reranker: CrossEncoderReranker | None = None
+        self._reranker: Reranker | None = None
         self._answerer: Answerer | None = None
 
     @classmethod
     def open(cls, home: str | Path | None = None, *, settings: Settings | None = None,
-             embedder: Embedder | None = None, create: bool = True, **overrides: Any) -> RAG:
+             embedder: Embedder | None = None, create: bool = True, **overrides: object) -> RAG:
         """Open (creating if needed) a data home; `overrides` are Settings fields.
 
         Pass an already-loaded `embedder` to share one model between several homes. With
@@ -104,12 +102,13 @@ class RAG:
             self._ledger = LocalStore(self.settings, embedder_id=self.embedder.model_id, dim=0)
         return self._ledger
 
-    def _ingestor(self, engine: str = "local", **options: Any) -> Any:
-        return registry.create("ingestor", engine, self.settings, self.embedder, self.store, **options)
+    def _ingestor(self, engine: str = "local", **options: object) -> Ingestor:
+        return cast("Ingestor", registry.create("ingestor", engine, self.settings, self.embedder, self.store,
+                                                **options))
 
     def ingest(self, paths: str | Path | Iterable[str | Path], *, collection: str, glob: str | None = None,
                prune: bool = False, force: bool = False, progress: Progress | None = None, engine: str = "local",
-               **engine_options: Any) -> IngestReport:
+               **engine_options: object) -> IngestReport:
         """Load, chunk, embed and index files; unchanged files are skipped. Returns the run report.
 
         `engine="ray"` runs load, chunk and embed on Ray Data (`address=`, `workers=`).
@@ -121,14 +120,15 @@ class RAG:
 
     def ingest_texts(self, docs: Iterable[SourceText], *, collection: str, force: bool = False,
                      progress: Progress | None = None, engine: str = "local",
-                     **engine_options: Any) -> IngestReport:
+                     **engine_options: object) -> IngestReport:
         """Ingest already-loaded texts (a JSONL corpus, a database export)."""
         return self._ingestor(engine, **engine_options).ingest_texts(docs, collection=collection, force=force, progress=progress)
 
     @property
-    def reranker(self) -> CrossEncoderReranker:
+    def reranker(self) -> Reranker:
+        """The configured reranker (built on first use; its model loads on the first rerank)."""
         if self._reranker is None:
-            self._reranker = registry.create("reranker", "cross-encoder", self.settings.rerank)
+            self._reranker = cast("Reranker", registry.create("reranker", "cross-encoder", self.settings.rerank))
         return self._reranker
 
     def search(self, query: str, *, collection: str, k: int | None = None, mode: str | None = None,
@@ -208,9 +208,13 @@ class RAG:
                                           int(chunks or 0), c.revision, c.embedder_id))
         return out
 
-    def documents(self, collection: str) -> Sequence[Any]:
+    def documents(self, collection: str) -> list[DocumentInfo]:
         """The ledger's documents of `collection`, with status, chunk count and error (no model loaded)."""
-        return self.ledger.documents(collection)  # type: ignore[no-any-return]
+        return [DocumentInfo(id=d.id, source_uri=d.source_uri, title=d.title, media_type=d.media_type,
+                             size_bytes=d.size_bytes, status=d.status, error=d.error, chunk_count=d.chunk_count,
+                             content_hash=d.content_hash, metadata=dict(d.metadata_ or {}),
+                             created_at=d.created_at, updated_at=d.updated_at)
+                for d in self.ledger.documents(collection)]
 
     def delete_collection(self, name: str) -> None:
         self.store.delete_collection(name)
@@ -234,8 +238,9 @@ class RAG:
         self.store.write_batch(coll, [], removed=[source])  # marks its chunks deleted in the index: no rebuild
         return str(source)
 
-    def reindex(self, collection: str) -> dict[str, Any]:
-        """Rebuild the index from the ledger (after a crash, or to change index settings)."""
+    def reindex(self, collection: str) -> dict[str, object]:
+        """Rebuild the index from the ledger (after a crash, or to change index settings); returns the new
+        snapshot's manifest (`chunks`, `ledger_revision`, the embedder, the segments)."""
         return self.store.rebuild_index(collection)
 
 

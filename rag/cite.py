@@ -16,9 +16,8 @@ from typing import Any
 import numpy as np
 
 from rag.config import CitationSettings
-from rag.text import clean, split_sentences
 from rag.prompt import LOW_CONFIDENCE, NO_ANSWER
-from rag.store.sparse import analyze
+from rag.text import analyze, clean, split_sentences
 from rag.types import Hit
 from rag.vectors import SHARED
 
@@ -149,8 +148,8 @@ def check(answer: str, hits: list[Hit], embedder: Any, cfg: CitationSettings) ->
     if not pairs:
         return CitationReport([], invalid, uncited, 0.0, False, low)
     claim_texts = [strip_markers(s) for s, _n in pairs]
-    quoted = {i: _verbatim(claim_texts[i], hits[n - 1].text) for i, (_s, n) in enumerate(pairs)}
-    quoted = {i: span for i, span in quoted.items() if span is not None}
+    spans = {i: _verbatim(claim_texts[i], hits[n - 1].text) for i, (_s, n) in enumerate(pairs)}
+    quoted = {i: span for i, span in spans.items() if span is not None}
     todo = [i for i in range(len(pairs)) if i not in quoted]
     windows = {pairs[i][1]: evidence_windows(hits[pairs[i][1] - 1].text) for i in todo}
     flat = [(n, a, b) for n in windows for a, b in windows[n]]

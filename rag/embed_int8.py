@@ -38,7 +38,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from rag import registry
 from rag.config import EmbedderSettings
 from rag.embed_onnx import OnnxEmbedder
 from rag.errors import DependencyMissingError, ModelLoadError
@@ -176,6 +175,3 @@ def Int8Embedder(settings: EmbedderSettings) -> OnnxEmbedder:  # noqa: N802 - a 
         'sentence-transformers/all-MiniLM-L6-v2#int8'
     """
     return OnnxEmbedder(settings, backend=BACKEND, graph=int8_graph)
-
-
-registry.register("embedder", BACKEND, Int8Embedder)

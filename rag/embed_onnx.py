@@ -25,7 +25,6 @@ from typing import Any
 
 import numpy as np
 
-from rag import registry
 from rag.config import DEFAULT_EMBEDDER, EmbedderSettings
 from rag.embed import resolve_model_path
 from rag.errors import ConfigError, DependencyMissingError, ModelLoadError
@@ -209,7 +208,8 @@ class OnnxEmbedder:
         return out
 
     def encode_query(self, text: str) -> np.ndarray:
-        return self.encode([text])[0]
+        row: np.ndarray = self.encode([text])[0]
+        return row
 
     # -- one batch ---------------------------------------------------------------------
     @staticmethod
@@ -225,10 +225,9 @@ class OnnxEmbedder:
         weights = mask.astype(np.float32)[:, :, None]
         pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)
-        return (pooled / np.maximum(norms, 1e-12)).astype(np.float32, copy=False)
+        unit: np.ndarray = (pooled / np.maximum(norms, 1e-12)).astype(np.float32, copy=False)
+        return unit
 
 
 OnnxInt8Embedder = OnnxEmbedder
 """The packaged int8 graph (`RAG_EMBEDDER__BACKEND=onnx-int8`)."""
-
-registry.register("embedder", BACKEND, OnnxEmbedder)

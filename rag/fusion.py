@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rag.store.sparse import top_k
+from rag.vectors import top_k
 
 
 def rrf(runs: dict[str, tuple[np.ndarray, np.ndarray]], k: int = 60,

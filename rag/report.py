@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 Outcome = Literal["ok", "skipped", "failed", "removed"]
+OUTCOMES: tuple[Outcome, ...] = ("ok", "skipped", "failed", "removed")
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,7 @@ class IngestReport:
         return [f for f in self.files if f.outcome == "failed"]
 
     def summary(self) -> dict[str, int]:
-        return {o: self.count(o) for o in ("ok", "skipped", "failed", "removed")}
+        return {o: self.count(o) for o in OUTCOMES}
 
 
 class Progress(Protocol):

@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 
-from rag import registry
 from rag.config import RerankSettings
 from rag.embed import resolve_model_path
 from rag.errors import ModelLoadError
@@ -88,6 +87,3 @@ class CrossEncoderReranker:
                                            ranks={**h.ranks, "fused": int(i) + 1, "rerank": new_rank},
                                            scores={**h.scores, "fused": h.score, "rerank": float(scores[i])}))
         return out + tail
-
-
-registry.register("reranker", "cross-encoder", CrossEncoderReranker)

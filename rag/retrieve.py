@@ -12,6 +12,7 @@ from rag.config import RerankSettings, RetrievalSettings
 from rag.errors import ConfigError
 from rag.filters import Filters
 from rag.priority import searching
+from rag.protocols import Embedder, Reranker, SearchIndex, Store
 from rag.types import Hit
 
 Mode = Literal["hybrid", "dense", "bm25"]
@@ -38,10 +39,9 @@ class RetrievalRequest:
     def make(cls, query: str, collection: str, cfg: RetrievalSettings, rerank_cfg: RerankSettings | None = None,
              **overrides: Any) -> RetrievalRequest:
         rr = rerank_cfg or RerankSettings()
-        fields = {"k": cfg.k, "mode": cfg.mode, "fusion": cfg.fusion, "fetch_k": cfg.fetch_k,
-                  "rrf_k": cfg.rrf_k, "dense_weight": cfg.dense_weight, "filters": None,
-                  "normalization": cfg.normalization,
-                  "rerank": rr.enabled, "rerank_depth": rr.depth}
+        fields: dict[str, Any] = {"k": cfg.k, "mode": cfg.mode, "fusion": cfg.fusion, "fetch_k": cfg.fetch_k,
+                                  "rrf_k": cfg.rrf_k, "dense_weight": cfg.dense_weight, "filters": None,
+                                  "normalization": cfg.normalization, "rerank": rr.enabled, "rerank_depth": rr.depth}
         fields.update({key: v for key, v in overrides.items() if v is not None})
         if fields["mode"] not in ("hybrid", "dense", "bm25"):
             raise ConfigError(f"mode {fields['mode']!r} is not one of hybrid, dense, bm25")
@@ -52,8 +52,8 @@ class RetrievalRequest:
         return cls(query=query, collection=collection, **fields)
 
 
-def run_retrievers(req: RetrievalRequest, index: Any, embedder: Any,
-                   allowed: np.ndarray | None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def run_retrievers(req: RetrievalRequest, index: SearchIndex, embedder: Embedder,
+                   allowed: Any) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Each retriever's own top `fetch_k` (ids, scores) inside the allowed set."""
     fetch = max(req.fetch_k, req.k)
     runs: dict[str, tuple[np.ndarray, np.ndarray]] = {}
@@ -72,23 +72,22 @@ def fuse(req: RetrievalRequest, runs: dict[str, tuple[np.ndarray, np.ndarray]]) 
     return fusion.rrf(runs, k=req.rrf_k)
 
 
-def retrieve(req: RetrievalRequest, store: Any, embedder: Any, reranker: Any = None) -> list[Hit]:
+def retrieve(req: RetrievalRequest, store: Store, embedder: Embedder, reranker: Reranker | None = None) -> list[Hit]:
     """Top k hits with every retriever's rank and score; reranked when asked and available."""
     with searching():  # writes in this process step aside meanwhile (rag.priority)
         return _retrieve(req, store, embedder, reranker)
 
 
-def _retrieve(req: RetrievalRequest, store: Any, embedder: Any, reranker: Any) -> list[Hit]:
+def _retrieve(req: RetrievalRequest, store: Store, embedder: Embedder, reranker: Reranker | None) -> list[Hit]:
     index = store.index(req.collection)
     allowed = store.allowed_chunk_ids(req.collection, req.filters)
     runs = run_retrievers(req, index, embedder, allowed)
     ids, scores = fuse(req, runs)
-    use_rerank = req.rerank and reranker is not None
-    n = max(req.k, req.rerank_depth) if use_rerank else req.k
+    n = max(req.k, req.rerank_depth) if req.rerank and reranker is not None else req.k
     ids, scores = ids[:2 * n], scores[:2 * n]  # spares: chunks deleted after the snapshot are dropped by hits()
     ranks = {name: {int(c): r + 1 for r, c in enumerate(rids)} for name, (rids, _s) in runs.items()}
     raw = {name: {int(c): float(v) for c, v in zip(rids, rs, strict=True)} for name, (rids, rs) in runs.items()}
     hits = store.hits(ids.tolist(), scores.tolist(), ranks, raw)[:n]
-    if use_rerank:
+    if req.rerank and reranker is not None:
         hits = reranker.rerank(req.query, hits, req.rerank_depth)
     return hits[:req.k]

@@ -40,7 +40,8 @@ def toml_line(path: Path, loc: Sequence[Any]) -> int | None:
         return None
     indexes = [p for p in loc if isinstance(p, int)]
     table, key, index = ".".join(keys[:-1]), keys[-1], indexes[-1] if indexes else 0
-    header, seen, header_line = "", {}, None
+    header, header_line = "", None
+    seen: dict[str, int] = {}
     for n, line in enumerate(lines, 1):
         stripped = line.strip()
         if m := re.match(r"^\[(\[?)\s*([^\]]+?)\s*\]", stripped):

@@ -1,4 +1,9 @@
-"""Sentence segmentation shared by the answerer and the citation checker.
+"""Text utilities below retrieval and answering: BM25's analyzer and sentence segmentation.
+
+`analyze(text)` is the one word analysis (lowercase, stopwords, Snowball stems) that
+BM25, the citation checker and the extractive answerer share.
+
+Sentence segmentation, shared by the answerer and the citation checker:
 
 Real documents are not clean prose: PDF text wraps lines mid-sentence and
 hyphenates words, reference pages have headings, list items and definition
@@ -20,7 +25,32 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Literal
+from functools import lru_cache
+from typing import Any, Literal
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+@lru_cache(maxsize=4)
+def _stemmer(language: str) -> Any:
+    import Stemmer
+
+    return Stemmer.Stemmer(language)
+
+
+@lru_cache(maxsize=4)
+def _stopwords(language: str) -> frozenset[str]:
+    from bm25s.stopwords import STOPWORDS_EN
+
+    return frozenset(STOPWORDS_EN) if language == "english" else frozenset()
+
+
+def analyze(text: str, language: str = "english") -> list[str]:
+    """Lowercase words, English stopwords removed, Snowball-stemmed."""
+    stop = _stopwords(language)
+    words = [w for w in _WORD.findall(text.lower()) if w not in stop]
+    return list(_stemmer(language).stemWords(words))
+
 
 Kind = Literal["sentence", "heading", "item", "row"]
 

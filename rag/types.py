@@ -1,13 +1,15 @@
 """Plain data passed between the steps. No I/O here.
 
 The flow is `ParsedDocument` (a loader's output) -> `ChunkDraft` (the
-chunker's output) -> ledger rows -> `Hit` (a retrieval result).
+chunker's output) -> ledger rows -> `Hit` (a retrieval result) ->
+`Message`s (the prompt) -> `Completion` (a provider's answer).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import datetime
+from typing import Any, Literal
 
 
 @dataclass(frozen=True)
@@ -85,3 +87,80 @@ class Hit:
     ranks: dict[str, int] = field(default_factory=dict)
     scores: dict[str, float] = field(default_factory=dict)
     metadata: dict[str, Any] = field(default_factory=dict)
+
+
+
+@dataclass(frozen=True)
+class DocumentInfo:
+    """One document of a collection as the ledger records it (`RAG.documents`): plain data, no session."""
+
+    id: int
+    source_uri: str
+    title: str | None
+    media_type: str
+    size_bytes: int
+    status: str
+    """`ok` or `failed` (then `error` says why)."""
+    error: str | None
+    chunk_count: int
+    content_hash: str
+    metadata: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+Role = Literal["system", "user", "assistant"]
+
+
+@dataclass(frozen=True)
+class Message:
+    role: Role
+    content: str
+
+
+@dataclass(frozen=True)
+class Usage:
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+
+@dataclass(frozen=True)
+class Completion:
+    """A finished generation and what it cost."""
+
+    text: str
+    provider: str
+    model: str
+    usage: Usage = field(default_factory=Usage)
+    finish_reason: str | None = None
+    latency_s: float = 0.0
+    ttft_s: float | None = None
+
+
+@dataclass(frozen=True)
+class Delta:
+    """One streamed piece of text."""
+
+    text: str
+
+
+StreamEvent = Delta | Completion
+
+
+@dataclass(frozen=True)
+class GenerationParams:
+    max_tokens: int = 512
+    temperature: float = 0.0
+    timeout_s: float = 60.0
+    stop: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One try of one provider in the fallback chain, as the answer records it."""
+
+    provider: str
+    ok: bool
+    seconds: float
+    error: str | None = None
+    status: int | None = None
+    skipped: bool = False

@@ -1,4 +1,6 @@
-"""A small LRU of sentence vectors keyed by the embedder and the text's hash.
+"""Array helpers below retrieval and answering: `top_k` over scores, and an LRU of sentence vectors.
+
+The LRU is keyed by the embedder and the text's hash.
 
 The extractive answerer and the citation checker embed sentences at answer
 time; the same sentences come back whenever a chunk is retrieved again, so
@@ -13,6 +15,15 @@ from collections import OrderedDict
 from typing import Any
 
 import numpy as np
+
+
+def top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the k largest scores, best first (argpartition, then a small sort)."""
+    k = min(k, scores.size)
+    if k <= 0:
+        return np.zeros(0, np.int64)
+    part = np.argpartition(-scores, k - 1)[:k]
+    return part[np.argsort(-scores[part], kind="stable")]
 
 
 class VectorCache:

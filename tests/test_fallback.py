@@ -13,7 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from llm_server import llm_server_fixture, unused_port  # noqa: E402,F401 - registers `llm_server`
 
 from rag.config import LLMSettings, ProviderSettings  # noqa: E402
-from rag.llm.base import Delta, GenerationParams, Message, StreamInterrupted  # noqa: E402
+from rag.llm.base import Delta, GenerationParams, Message, ProviderError, StreamInterrupted  # noqa: E402
 from rag.llm.fallback import AllProvidersFailed, FallbackLLM  # noqa: E402
 from rag.llm.providers import make_provider  # noqa: E402
 
@@ -218,6 +218,37 @@ def test_a_bug_in_our_response_reading_is_not_retried_or_hidden(llm_server, monk
     with pytest.raises(TypeError, match="not subscriptable"):
         chain([first, second]).complete_with(lambda p: MSGS, PARAMS)
     assert len(llm_server.requests) == 1  # one call, no retry, no fallback to `next`
+
+
+def test_llamacpp_maps_only_its_own_errors() -> None:
+    """llama.cpp cannot run here (not installed in CI): its stream is faked at the library boundary. What
+    llama.cpp raises becomes a ProviderError, or StreamInterrupted after text; our reading of a chunk that
+    fails (a bug) is not dressed up as a provider failure."""
+    from rag.llm.llamacpp import LlamaCppChat
+
+    chat = object.__new__(LlamaCppChat)  # skips the installed-package check; nothing here loads a model
+    chat.name, chat.model, chat._llama = "cpp", "m", None
+    chat.count_tokens = lambda text: len(text.split())
+
+    def sdk(*chunks: object, fail: Exception | None = None):
+        def call(messages, params, stream):
+            yield from chunks
+            if fail is not None:
+                raise fail
+        return call
+
+    delta = {"choices": [{"delta": {"content": "Hi"}, "finish_reason": None}]}
+    chat._call = sdk(delta, fail=RuntimeError("llama_decode returned -3"))
+    with pytest.raises(StreamInterrupted, match="llama_decode") as info:
+        list(chat.stream(MSGS, PARAMS))
+    assert info.value.partial == "Hi"
+    chat._call = sdk(fail=RuntimeError("llama_decode returned -3"))
+    with pytest.raises(ProviderError, match="llama.cpp generation failed: llama_decode") as failed:
+        list(chat.stream(MSGS, PARAMS))
+    assert not isinstance(failed.value, StreamInterrupted) and not failed.value.retryable
+    chat._call = sdk(delta, {"unexpected": 1})
+    with pytest.raises(KeyError, match="choices"):
+        list(chat.stream(MSGS, PARAMS))
 
 
 def test_a_wrong_shaped_body_is_still_a_retryable_malformed_response(llm_server) -> None:

@@ -16,7 +16,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from rag import registry
 from rag.config import ProviderSettings
 from rag.errors import DependencyMissingError, MissingKeyError
 from rag.llm.base import (
@@ -254,6 +253,3 @@ def _read_message(resp: Any) -> tuple[str, str | None, Usage | None]:
     inp, out = getattr(usage, "input_tokens", None), getattr(usage, "output_tokens", None)
     used = Usage(inp, out if isinstance(out, int) else 0) if isinstance(inp, int) else None
     return "".join(parts), finish, used
-
-
-registry.register("llm", "anthropic", AnthropicChat)

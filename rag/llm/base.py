@@ -1,4 +1,7 @@
-"""The LLM Protocol, what it returns, and the errors the fallback chain acts on.
+"""The errors the fallback chain acts on; the LLM Protocol and its data, re-exported from their homes.
+
+`LLM` lives in `rag.protocols`, `Message`/`Completion`/`Delta`/... in `rag.types`;
+importing them from here keeps working.
 
 A provider either returns a `Completion` or raises `ProviderError`, whose
 `retryable` flag and `retry_after` tell the chain whether to retry, wait or
@@ -7,56 +10,12 @@ move on. Streaming yields text deltas and ends with one `Completion`.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from typing import Literal, Protocol, runtime_checkable
-
 from rag.errors import RagError
+from rag.protocols import LLM
+from rag.types import Completion, Delta, GenerationParams, Message, Role, StreamEvent, Usage
 
-Role = Literal["system", "user", "assistant"]
-
-
-@dataclass(frozen=True)
-class Message:
-    role: Role
-    content: str
-
-
-@dataclass(frozen=True)
-class Usage:
-    input_tokens: int = 0
-    output_tokens: int = 0
-
-
-@dataclass(frozen=True)
-class Completion:
-    """A finished generation and what it cost."""
-
-    text: str
-    provider: str
-    model: str
-    usage: Usage = field(default_factory=Usage)
-    finish_reason: str | None = None
-    latency_s: float = 0.0
-    ttft_s: float | None = None
-
-
-@dataclass(frozen=True)
-class Delta:
-    """One streamed piece of text."""
-
-    text: str
-
-
-StreamEvent = Delta | Completion
-
-
-@dataclass(frozen=True)
-class GenerationParams:
-    max_tokens: int = 512
-    temperature: float = 0.0
-    timeout_s: float = 60.0
-    stop: tuple[str, ...] = ()
+__all__ = ["LLM", "Completion", "Delta", "GenerationParams", "Message", "ProviderError", "Role", "StreamEvent",
+           "StreamInterrupted", "Usage", "is_retryable_status"]
 
 
 class ProviderError(RagError):
@@ -88,23 +47,3 @@ class StreamInterrupted(ProviderError):
 
 def is_retryable_status(status: int) -> bool:
     return status == 408 or status == 429 or status >= 500
-
-
-@runtime_checkable
-class LLM(Protocol):
-    """A chat model. `name` identifies the configured provider (e.g. "openai:gpt-4o-mini")."""
-
-    name: str
-    model: str
-    context_window: int
-    """Tokens the model accepts, prompt and answer together."""
-
-    def count_tokens(self, text: str) -> int:
-        """Tokens of `text` in this model's own tokenizer (an estimate where none is available)."""
-        ...
-
-    def complete(self, messages: list[Message], params: GenerationParams) -> Completion: ...
-
-    def stream(self, messages: list[Message], params: GenerationParams) -> Iterator[StreamEvent]:
-        """Yields `Delta`s, then exactly one `Completion` (with the whole text)."""
-        ...

@@ -25,8 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from rag.store.sparse import analyze
-from rag.text import clean, units
+from rag.text import analyze, clean, units
 from rag.vectors import SHARED
 
 WEIGHTS = Path(__file__).with_name("extractive_weights.json")
@@ -74,7 +73,8 @@ class Model:
 
     def proba(self, x: np.ndarray) -> np.ndarray:
         z = ((x - self.mean) / self.scale) @ self.coef + self.intercept
-        return 1.0 / (1.0 + np.exp(-z))
+        p: np.ndarray = 1.0 / (1.0 + np.exp(-z))
+        return p
 
 
 @cache

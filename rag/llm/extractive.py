@@ -30,14 +30,13 @@ from typing import Any
 
 import numpy as np
 
-from rag import registry
-from rag.config import ProviderSettings
 from rag import text as _text
+from rag.config import ProviderSettings
 from rag.llm import evidence as _evidence
 from rag.llm.base import Completion, Delta, GenerationParams, Message, StreamEvent, Usage
 from rag.llm.evidence import QUESTION_WORDS, Candidate, Model, candidates, features, load_model
 from rag.prompt import LOW_CONFIDENCE, NO_ANSWER, parse_user_message
-from rag.store.sparse import analyze
+from rag.text import analyze
 
 
 class ExtractiveAnswerer:
@@ -196,6 +195,3 @@ def _render(cands: list[Candidate], group: list[int]) -> str:
         out += (sep if out else "") + f"{lead}{c.text.rstrip(' ;,')} [{c.n}]"
         lead, prev = "", c.kind
     return out
-
-
-registry.register("llm", "extractive", ExtractiveAnswerer)

@@ -34,18 +34,11 @@ from rag.llm.base import (
     StreamEvent,
     StreamInterrupted,
 )
+from rag.types import Attempt
+
+__all__ = ["AllProvidersFailed", "Attempt", "ChainStream", "FallbackLLM", "Unavailable", "describe_failures"]
 
 Builder = Callable[[LLM], list[Message]]
-
-
-@dataclass(frozen=True)
-class Attempt:
-    provider: str
-    ok: bool
-    seconds: float
-    error: str | None = None
-    status: int | None = None
-    skipped: bool = False
 
 
 @dataclass

@@ -96,6 +96,6 @@ def need(obj: Any, name: str, kind: type | tuple[type, ...], what: str) -> Any:
     """`obj.name` checked against `kind`; a missing or wrong field is a `MalformedResponse`."""
     value = getattr(obj, name, None)
     if not isinstance(value, kind):
-        raise MalformedResponse(f"{what}: field {name!r} is {type(value).__name__}, expected "
-                                f"{getattr(kind, '__name__', None) or '/'.join(k.__name__ for k in kind)}")
+        expected = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
+        raise MalformedResponse(f"{what}: field {name!r} is {type(value).__name__}, expected {expected}")
     return value

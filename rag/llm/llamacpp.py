@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from rag import registry
 from rag.config import ProviderSettings
 from rag.errors import DependencyMissingError, ModelLoadError
 from rag.llm.base import (
@@ -28,7 +27,7 @@ from rag.llm.base import (
     StreamInterrupted,
     Usage,
 )
-from rag.llm.local import CPU_CONTEXT_CAP, DEFAULT_LOCAL_MODEL, is_packaged_default, packaged_gguf
+from rag.llm.local_model import CPU_CONTEXT_CAP, DEFAULT_LOCAL_MODEL, is_packaged_default, packaged_gguf
 
 
 class LlamaCppChat:
@@ -75,6 +74,28 @@ class LlamaCppChat:
             messages=[{"role": m.role, "content": m.content} for m in messages], max_tokens=params.max_tokens,
             temperature=params.temperature, stop=list(params.stop) or None, stream=stream)
 
+    def _chunks(self, messages: list[Message], params: GenerationParams, sent: list[str]) -> Iterator[Any]:
+        """llama.cpp's stream; only what llama.cpp raises becomes a ProviderError (StreamInterrupted once
+        text was `sent`), never an error in the caller's handling of a chunk."""
+        try:
+            chunks = iter(self._call(messages, params, stream=True))
+        except ProviderError:
+            raise
+        except Exception as exc:
+            raise ProviderError(self.name, f"llama.cpp generation failed: {exc}", retryable=False) from exc
+        while True:
+            try:
+                chunk = next(chunks)
+            except StopIteration:
+                return
+            except ProviderError:
+                raise
+            except Exception as exc:
+                if sent:
+                    raise StreamInterrupted(self.name, str(exc), "".join(sent)) from exc
+                raise ProviderError(self.name, f"llama.cpp generation failed: {exc}", retryable=False) from exc
+            yield chunk
+
     def complete(self, messages: list[Message], params: GenerationParams) -> Completion:
         t0 = time.perf_counter()
         try:
@@ -89,27 +110,18 @@ class LlamaCppChat:
                           finish_reason=choice.get("finish_reason"), latency_s=time.perf_counter() - t0)
 
     def stream(self, messages: list[Message], params: GenerationParams) -> Iterator[StreamEvent]:
-        t0, ttft, parts, finish = time.perf_counter(), None, [], None
-        try:
-            for chunk in self._call(messages, params, stream=True):
-                choice = chunk["choices"][0]
-                finish = choice.get("finish_reason") or finish
-                piece = choice.get("delta", {}).get("content") or ""
-                if piece:
-                    ttft = ttft if ttft is not None else time.perf_counter() - t0
-                    parts.append(piece)
-                    yield Delta(piece)
-        except ProviderError:
-            raise
-        except Exception as exc:
-            if parts:
-                raise StreamInterrupted(self.name, str(exc), "".join(parts)) from exc
-            raise ProviderError(self.name, f"llama.cpp generation failed: {exc}", retryable=False) from exc
+        t0, ttft, finish = time.perf_counter(), None, None
+        parts: list[str] = []
+        for chunk in self._chunks(messages, params, parts):  # reading a chunk below is ours: a bug propagates
+            choice = chunk["choices"][0]
+            finish = choice.get("finish_reason") or finish
+            piece = choice.get("delta", {}).get("content") or ""
+            if piece:
+                ttft = ttft if ttft is not None else time.perf_counter() - t0
+                parts.append(piece)
+                yield Delta(piece)
         text = "".join(parts)
         n_in = sum(self.count_tokens(m.content) for m in messages)  # streamed chunks carry no usage: recount
         yield Completion(text=text, provider=self.name, model=self.model,
                          usage=Usage(n_in, self.count_tokens(text) if text else 0),
                          finish_reason=finish, latency_s=time.perf_counter() - t0, ttft_s=ttft)
-
-
-registry.register("llm", "llamacpp", LlamaCppChat)

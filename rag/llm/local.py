@@ -23,7 +23,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from rag import registry
 from rag.config import ProviderSettings
 from rag.errors import ModelLoadError
 from rag.llm.base import (
@@ -137,8 +136,8 @@ class LocalChat:
         from transformers import AutoModelForCausalLM
 
         tokenizer = self._load_tokenizer()
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32,
-                                                     local_files_only=self.cfg.offline)
+        model: Any = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32,
+                                                          local_files_only=self.cfg.offline)
         if adapter is not None:
             from peft import PeftModel
 
@@ -194,7 +193,7 @@ class LocalChat:
         import torch
         from transformers import StoppingCriteriaList, TextIteratorStreamer
 
-        streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True,
+        streamer: Any = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True,
                                         timeout=params.timeout_s + 60.0)
         cancel = _Cancel()
         kwargs = {**kwargs, "stopping_criteria": StoppingCriteriaList([*kwargs["stopping_criteria"], cancel])}
@@ -226,10 +225,11 @@ class LocalChat:
                 result.setdefault("error", exc)
             thread.join()  # the streamer has ended, so generate() is returning
             if "error" in result:
-                exc = result["error"]
+                failure: BaseException = result["error"]
                 if sent:
-                    raise StreamInterrupted(self.name, f"local generation failed: {exc}", "".join(sent)) from exc
-                raise ProviderError(self.name, f"local generation failed: {exc}", retryable=False) from exc
+                    raise StreamInterrupted(self.name, f"local generation failed: {failure}",
+                                            "".join(sent)) from failure
+                raise ProviderError(self.name, f"local generation failed: {failure}", retryable=False) from failure
             rest, hit_stop = held.finish()
             if rest:
                 ttft = ttft if ttft is not None else time.perf_counter() - t0
@@ -339,7 +339,8 @@ class _FirstToken:
     """A streamer that only notes when the first generated token arrives (for ttft in `complete`)."""
 
     def __init__(self) -> None:
-        self.calls, self.at = 0, None
+        self.calls = 0
+        self.at: float | None = None
 
     def put(self, value: Any) -> None:
         self.calls += 1  # the first call carries the prompt
@@ -360,6 +361,3 @@ class _Cancel:
         import torch
 
         return torch.full((input_ids.shape[0],), self.stop, dtype=torch.bool, device=input_ids.device)
-
-
-registry.register("llm", "local", LocalChat)

@@ -90,7 +90,7 @@ def _prepare_from_gguf(gguf: Path, target: Path) -> None:
         if hasattr(config, "quantization_config"):
             del config.quantization_config
         config.name_or_path = DEFAULT_LOCAL_MODEL
-        plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+        plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)  # type: ignore[no-untyped-call]  # unannotated in transformers
         plain.load_state_dict(quantized.state_dict())
         plain.tie_weights()
         plain.generation_config = quantized.generation_config

@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from rag import registry
 from rag.config import ProviderSettings
 from rag.errors import DependencyMissingError, MissingKeyError
 from rag.llm.base import (
@@ -262,6 +261,3 @@ def _read_completion(resp: Any) -> tuple[str, str | None, Usage | None]:
         raise MalformedResponse(f"chat completion: content is {type(text).__name__}, expected str")
     finish = getattr(choices[0], "finish_reason", None)
     return text, (str(finish) if finish is not None else None), _read_usage(resp)
-
-
-registry.register("llm", "openai", OpenAIChat)

@@ -223,8 +223,8 @@ class LiveIndex:
             if cur is None or not picked <= {r["name"] for r in cur.manifest["segments"]}:
                 return False
             now_live = {s.name: live for s, live in zip(cur.segments, cur.live, strict=True)}
-            late = [seg.ids[before & ~now_live[seg.name]] for seg, before in parts  # deleted while we merged
-                    if now_live[seg.name] is not None]
+            late = [seg.ids[before & ~live] for seg, before in parts  # deleted while we merged
+                    if (live := now_live[seg.name]) is not None]
             refs, placed = [], False
             for ref in cur.manifest["segments"]:
                 if ref["name"] not in picked:

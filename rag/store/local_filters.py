@@ -70,10 +70,11 @@ def allowed_chunk_ids(s: Session, collection_id: int, filters: Filters) -> np.nd
                                         .where(where).order_by(Chunk.id))
         # Straight off the driver's cursor: integer ids need no conversion, and the per-row
         # processing of a Result costs more than the query itself at 10k ids.
-        return np.fromiter((r[0] for r in result.cursor), dtype=np.int64)
+        return np.fromiter((r[0] for r in result.cursor.fetchall()), dtype=np.int64)
     docs = [d for d, src, mt, meta, upd in s.execute(select(
         Document.id, Document.source_uri, Document.media_type, Document.metadata_, Document.updated_at).where(where))
-        if filters.match_document(src, mt, meta or {}, upd)]
+        # SQLAlchemy types a 5-column row as Row[*tuple[Any, ...]], which mypy unpacks as `object`.
+        if filters.match_document(src, mt, meta or {}, upd)]  # type: ignore[arg-type]
     out: list[int] = []
     for i in range(0, len(docs), 500):
         out.extend(s.scalars(select(Chunk.id).where(Chunk.document_id.in_(docs[i:i + 500]))))

@@ -15,6 +15,7 @@ and ranks clearly worse on its own, stays selectable (`index.pg_sparse`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -44,7 +45,7 @@ def _where(allowed: Any, params: dict[str, Any], chunk_col: str) -> tuple[str, s
     return "", f" AND {chunk_col} = ANY(:allowed_ids)"
 
 
-def _arrays(rows: list[Any]) -> tuple[np.ndarray, np.ndarray]:
+def _arrays(rows: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
     if not rows:
         return _EMPTY
     return (np.array([r[0] for r in rows], dtype=np.int64), np.array([r[1] for r in rows], dtype=np.float32))
@@ -110,6 +111,7 @@ class PgSparse:
         params: dict[str, Any] = {}
         join, where = _where(allowed, params, "c.id")
         with self.sessions() as s:
+            rows: Sequence[Any]
             if self.rank == "bm25":
                 rows = bm25_search(s, self.stats, collection_id=self.collection_id, revision=self.revision,
                                    query=query, k=k, k1=self.k1, b=self.b, join=join, where=where, params=params)

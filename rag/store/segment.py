@@ -231,7 +231,8 @@ def load(folder: Path) -> Segment:
     meta = json.loads((folder / "segment.json").read_text())
 
     def arr(name: str, mmap: bool = False) -> np.ndarray:
-        return np.load(folder / name, allow_pickle=False, mmap_mode="r" if mmap else None)
+        out: np.ndarray = np.load(folder / name, allow_pickle=False, mmap_mode="r" if mmap else None)
+        return out
 
     faiss_index = None
     if meta["dense"] == "hnsw" and (folder / "dense.faiss").exists():

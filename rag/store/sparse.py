@@ -9,37 +9,16 @@ rank-bm25 stays the reference the tests compare against.
 from __future__ import annotations
 
 import json
-import re
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from rag.config import IndexSettings
+from rag.text import analyze
+from rag.vectors import top_k
 
-_WORD = re.compile(r"\w+", re.UNICODE)
-
-
-@lru_cache(maxsize=4)
-def _stemmer(language: str) -> Any:
-    import Stemmer
-
-    return Stemmer.Stemmer(language)
-
-
-@lru_cache(maxsize=4)
-def _stopwords(language: str) -> frozenset[str]:
-    from bm25s.stopwords import STOPWORDS_EN
-
-    return frozenset(STOPWORDS_EN) if language == "english" else frozenset()
-
-
-def analyze(text: str, language: str = "english") -> list[str]:
-    """Lowercase words, English stopwords removed, Snowball-stemmed."""
-    stop = _stopwords(language)
-    words = [w for w in _WORD.findall(text.lower()) if w not in stop]
-    return list(_stemmer(language).stemWords(words))
+__all__ = ["SparseIndex", "analyze", "top_k"]  # analyze and top_k live in rag.text / rag.vectors
 
 
 class SparseIndex:
@@ -116,12 +95,3 @@ class SparseIndex:
         rows = top_k(scores, k)
         rows = rows[scores[rows] > 0]
         return self.ids[rows], scores[rows]
-
-
-def top_k(scores: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the k largest scores, best first (argpartition, then a small sort)."""
-    k = min(k, scores.size)
-    if k <= 0:
-        return np.zeros(0, np.int64)
-    part = np.argpartition(-scores, k - 1)[:k]
-    return part[np.argsort(-scores[part], kind="stable")]
