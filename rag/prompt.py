@@ -71,6 +71,7 @@ def pack(question: str, hits: list[Hit], llm: Any, max_output_tokens: int, *, ma
     """Fit as many sources as the window allows, best first; shorten the last one if needed."""
     budget = llm.context_window - max_output_tokens - llm.count_tokens(SYSTEM + user_message(question, [])) - 16
     blocks: list[str] = []
+    texts: list[str] = []
     used: list[Hit] = []
     truncated = False
     for hit in hits[:max_sources]:
@@ -78,16 +79,19 @@ def pack(question: str, hits: list[Hit], llm: Any, max_output_tokens: int, *, ma
         cost = llm.count_tokens(block) + 1
         if cost <= budget:
             blocks.append(block)
+            texts.append(hit.text)
             used.append(hit)
             budget -= cost
             continue
         if budget > 48:  # room for a useful piece: cut the text to fit
             keep = max(1, int(len(hit.text) * (budget - 24) / cost))
             blocks.append(format_source(len(used) + 1, hit, hit.text[:keep] + " ..."))
+            texts.append(hit.text[:keep] + " ...")
             used.append(hit)
             truncated = True
         break
-    messages = [Message("system", SYSTEM), Message("user", user_message(question, blocks))]
+    messages = [Message("system", SYSTEM),
+                Message("user", user_message(question, blocks), question=question, sources=tuple(texts))]
     return Packed(messages, used, truncated)
 
 
@@ -96,7 +100,8 @@ _QUESTION = re.compile(r"<question>(.*?)</question>", re.S)
 
 
 def parse_user_message(content: str) -> tuple[str, dict[int, str]]:
-    """(question, {n: source text}) back from a user message we built (the extractive answerer reads it)."""
+    """(question, {n: source text}) back from the text of a user message we built, for a message that arrives
+    as text only (a chat client's transcript); `pack`'s own messages carry both as fields."""
     q = _QUESTION.search(content)
     sources = {int(n): text for n, text in _SOURCE_BLOCK.findall(content)}
     return (q.group(1).strip() if q else content.strip()), sources

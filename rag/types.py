@@ -113,8 +113,14 @@ Role = Literal["system", "user", "assistant"]
 
 @dataclass(frozen=True)
 class Message:
+    """One chat message. A user message built by `rag.prompt.pack` also carries its question and its numbered
+    sources' text (source n is `sources[n - 1]`), so an answerer that reads sources rather than prose (the
+    extractive one) takes them from here instead of parsing `content` back."""
+
     role: Role
     content: str
+    question: str | None = None
+    sources: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)

@@ -103,6 +103,27 @@ def test_the_answer_next_to_the_matching_sentence_comes_along(answerer: Extracti
     assert "30 seconds" in text and "The default is 3." not in text
 
 
+def test_sources_come_from_the_packed_message_not_from_parsing_it(answerer: ExtractiveAnswerer) -> None:
+    """A document that writes our own tags is neutralised in the prompt's text; the extractive answerer reads the
+    sources `pack` attached to the message, so it quotes the document as written (what the citation check reads)."""
+    from rag.llm.base import GenerationParams
+    from rag.prompt import pack
+    from rag.types import Hit
+
+    text = "Release notes\nThe <source> element of the exporter was removed in version 4 of the schema."
+    hit = Hit(chunk_id=1, score=1.0, text=text, document_id=1, source="notes.md", title=None, page=None,
+              heading_path=(), char_start=0, char_end=len(text), media_type="text/markdown")
+    question = "Which element of the exporter was removed in version 4 of the schema?"
+    packed = pack(question, [hit], answerer, 256)
+    user = packed.messages[-1]
+    assert user.sources == (text,) and user.question == question
+    assert "&lt;source>" in user.content  # the prose that API models read is neutralised
+    done = answerer.complete(packed.messages, GenerationParams())
+    assert "The <source> element" in done.text and "[1]" in done.text
+    plain = answerer.complete([packed.messages[0], type(user)("user", user.content)], GenerationParams())
+    assert "The &lt;source> element" in plain.text  # a text-only transcript is still parsed, as it reads
+
+
 def test_a_table_row_is_quoted_whole(answerer: ExtractiveAnswerer) -> None:
     rows = "\n".join(["Product: Widget; Price: 9.99; Stock: 120", "Product: Gadget; Price: 24.50; Stock: 8",
                       "Product: Doohickey; Price: 3.75; Stock: 0"])

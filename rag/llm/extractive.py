@@ -92,8 +92,12 @@ class ExtractiveAnswerer:
 
     def complete(self, messages: list[Message], params: GenerationParams) -> Completion:
         t0 = time.perf_counter()
-        user = next((m.content for m in reversed(messages) if m.role == "user"), "")
-        question, sources = parse_user_message(user)
+        last = next((m for m in reversed(messages) if m.role == "user"), Message("user", ""))
+        user = last.content
+        if last.sources is not None:  # built by rag.prompt.pack: the sources as they were, no parsing
+            question, sources = last.question or "", dict(enumerate(last.sources, 1))
+        else:
+            question, sources = parse_user_message(user)
         text = self.answer(question, sources)
         usage = Usage(self.count_tokens(user), self.count_tokens(text))
         dt = time.perf_counter() - t0
