@@ -1,6 +1,6 @@
 """The extractive answerer: no generative model; quotes the sentences that answer, each cited.
 
-It reads the numbered sources from the prompt we built, scores every
+It takes the question and numbered sources that `rag.prompt.pack` attaches to the user message, scores every
 sentence, list item and table row with the fitted model of
 `rag.llm.evidence` (meaning, wording, neighbours, source rank, answer type),
 and answers in one of three ways:
