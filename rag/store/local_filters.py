@@ -86,5 +86,5 @@ def allowed_document_ids(s: Session, collection_id: int, filters: Filters) -> np
         return np.unique(ids)
     rows = s.execute(select(Document.id, Document.source_uri, Document.media_type, Document.metadata_,
                             Document.updated_at).where(Document.id.in_(_query(collection_id, filters, conds))))
-    return np.unique(np.array([d for d, src, mt, meta, upd in rows
-                               if filters.match_document(src, mt, meta or {}, upd)], dtype=np.int64))
+    return np.unique(np.array([r[0] for r in rows if filters.match_document(r[1], r[2], r[3] or {}, r[4])],
+                              dtype=np.int64))

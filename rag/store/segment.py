@@ -181,7 +181,8 @@ def merge(parts: list[tuple[Segment, np.ndarray]], *, dense_kind: str, hnsw_m: i
     """One segment from the live rows (`live` boolean per row) of several; postings are remapped, not re-analysed."""
     vocab = sorted({t for seg, _ in parts for t in seg.terms})
     col = {t: i for i, t in enumerate(vocab)}
-    ids, vecs, lens, t_all, r_all, c_all, docs = [], [], [], [], [], [], []
+    ids, vecs, lens, t_all, r_all, c_all = [], [], [], [], [], []
+    docs: list[np.ndarray] = []  # every part's document ids, or none at all
     base = 0
     for seg, live in parts:
         pause_for_searches()  # a merge runs beside searches in this process: they go first
@@ -190,7 +191,8 @@ def merge(parts: list[tuple[Segment, np.ndarray]], *, dense_kind: str, hnsw_m: i
         ids.append(seg.ids[live])
         vecs.append(np.asarray(seg.vectors[live], np.float32))
         lens.append(seg.doclen[live])
-        docs.append(seg.docs[live] if seg.docs is not None else None)
+        if seg.docs is not None:
+            docs.append(seg.docs[live])
         remap = np.array([col[t] for t in seg.terms], dtype=np.int64)
         term_of = np.repeat(remap, np.diff(seg.indptr)) if len(remap) else np.zeros(0, np.int64)
         rows = new_row[seg.rows]
@@ -212,7 +214,7 @@ def merge(parts: list[tuple[Segment, np.ndarray]], *, dense_kind: str, hnsw_m: i
     vectors = np.ascontiguousarray(np.concatenate(vecs)[order]) if vecs else np.zeros((0, dim), np.float32)
     seg = Segment(f"s{uuid.uuid4().hex[:16]}", all_ids[order], vectors, vocab, indptr, rows, tf,
                   np.concatenate(lens)[order] if lens else np.zeros(0, np.int32), dense_kind,
-                  docs=np.concatenate(docs)[order] if docs and all(d is not None for d in docs) else None)
+                  docs=np.concatenate(docs)[order] if docs and len(docs) == len(parts) else None)
     if dense_kind == "hnsw" and len(order):
         seg.faiss_index = _hnsw(vectors, hnsw_m, ef_construction)
     return seg
