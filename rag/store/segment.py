@@ -118,7 +118,7 @@ class AllowedIds:
         self._masks: dict[str, np.ndarray] = {}
 
     def __len__(self) -> int:
-        return int(len(self.document_ids))
+        return len(self.document_ids)
 
     def mask(self, seg: Segment) -> np.ndarray:
         got = self._masks.get(seg.name)
