@@ -219,9 +219,11 @@ def measure(n_chunks: int, base: Path) -> dict[str, Any]:
     res["compact_s"] = time.perf_counter() - t0
     snap = rag.store.index("c")
     res["dense_kind_after_compact"] = snap.manifest["segments"][0]["dense"]
-    lat = latencies(rag, queries)
+    lat, flat, fresh = side_by_side(rag, queries)
     res["compacted_hybrid_p50_ms"], res["compacted_hybrid_p99_ms"] = (float(np.percentile(lat, 50)),
                                                                       float(np.percentile(lat, 99)))
+    res["compacted_filtered_ratio_p50"] = float(np.percentile(flat, 50)) / res["compacted_hybrid_p50_ms"]
+    res["compacted_new_filter_ratio_p50"] = float(np.percentile(fresh, 50)) / res["compacted_hybrid_p50_ms"]
     res["compacted_dense_recall_at_10"] = recall_at_10(rag, queries[:100])
     res.update(concurrent(rag, queries, start=2 * 10**6))
     rag.store.wait_background()

@@ -83,7 +83,8 @@ def allowed_document_ids(s: Session, collection_id: int, filters: Filters) -> np
             ids = np.fromstring(text, dtype=np.int64, sep=",") if text else np.zeros(0, np.int64)
         else:
             ids = np.array(s.scalars(select(q.c[0])).all(), dtype=np.int64)
-        return np.unique(ids)
+        # one tag comes off its index already in order: skip the sort (~1.5 ms at 12k ids) when it is
+        return ids if np.all(ids[1:] > ids[:-1]) else np.unique(ids)
     rows = s.execute(select(Document.id, Document.source_uri, Document.media_type, Document.metadata_,
                             Document.updated_at).where(Document.id.in_(_query(collection_id, filters, conds))))
     return np.unique(np.array([r[0] for r in rows if filters.match_document(r[1], r[2], r[3] or {}, r[4])],
