@@ -11,7 +11,7 @@ from sqlalchemy import func, select, text
 from rag import SourceText
 from rag.filters import Filters
 from rag.store.base import store_kind
-from rag.store.ledger import Chunk, Document, Embedding
+from rag.store.ledger import Chunk, Document, DocumentTag, Embedding, document_tags
 from rag.store.local import DocumentWrite, text_hash
 from rag.types import ChunkDraft
 
@@ -83,6 +83,11 @@ def test_ingest_search_and_sql_filters(pg_rag) -> None:
     assert pg_rag.search("study", collection="c", filters=Filters(media_types=("application/pdf",))) == []
 
 
+def _tag_rows(store) -> set[tuple[int, str]]:
+    with store.sessions() as s:
+        return {(d, t) for d, t in s.execute(select(DocumentTag.document_id, DocumentTag.tag))}
+
+
 def test_delete_and_reingest_are_idempotent(pg_rag) -> None:
     docs = _texts(12)
     pg_rag.ingest_texts(docs, collection="c")
@@ -94,8 +99,10 @@ def test_delete_and_reingest_are_idempotent(pg_rag) -> None:
         dupes = s.execute(select(Chunk.document_id, Chunk.ordinal).group_by(Chunk.document_id, Chunk.ordinal)
                           .having(func.count() > 1)).all()
     assert dupes == [] and pg_rag.store.chunk_count("c") == _vector_count(pg_rag.store)
+    assert _tag_rows(pg_rag.store) == {(d.id, t) for d in pg_rag.documents("c") for t in document_tags(d.metadata_)}
+    assert len(_tag_rows(pg_rag.store)) == 11  # the upsert replaced the changed document's tags (it has none now)
     pg_rag.delete_collection("c")
-    assert _vector_count(pg_rag.store) == 0
+    assert _vector_count(pg_rag.store) == 0 and _tag_rows(pg_rag.store) == set()
     pg_rag.ingest_texts(docs, collection="c")
     assert pg_rag.store.chunk_count("c") == chunks == _vector_count(pg_rag.store)
     assert pg_rag.search("vitamin D", collection="c", k=3)

@@ -22,7 +22,7 @@ import shutil
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -184,9 +184,14 @@ def check_manifest(manifest: dict[str, Any], *, embedder_id: str, dim: int, coll
 
 
 class SegmentCache:
-    """Segments (and their FAISS indexes) loaded once per process and shared by every snapshot."""
+    """Segments (and their FAISS indexes) loaded once per process and shared by every snapshot.
 
-    def __init__(self) -> None:
+    `doc_ids` maps chunk ids to document ids (-1 when gone); it fills the document-id column
+    of segments written before that column existed, once per load (the next merge writes it).
+    """
+
+    def __init__(self, doc_ids: Callable[[np.ndarray], np.ndarray] | None = None) -> None:
+        self._doc_ids = doc_ids
         self._segs: dict[tuple[str, str], tuple[sg.Segment, SegmentDense]] = {}
         self._dels: dict[tuple[str, str], np.ndarray] = {}
         self._lock = threading.Lock()
@@ -201,6 +206,8 @@ class SegmentCache:
             got = self._segs.get(key)
         if got is None:
             seg = sg.load(root / "seg" / name)
+            if seg.docs is None and self._doc_ids is not None:
+                seg.docs = self._doc_ids(seg.ids)
             got = (seg, SegmentDense(seg))
             with self._lock:
                 self._segs[key] = got

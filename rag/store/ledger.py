@@ -99,6 +99,30 @@ class Chunk(Base):
     document: Mapped[Document] = relationship(back_populates="chunks")
 
 
+class DocumentTag(Base):
+    """One row per tag of an ok document (`metadata["tags"]`, a string or a list of strings).
+
+    Written with the document, deleted with it (ON DELETE CASCADE), so a tag filter is an
+    index lookup on (collection_id, tag) instead of a JSON scan of every document.
+    """
+
+    __tablename__ = "document_tags"
+
+    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"), primary_key=True)
+    tag: Mapped[str] = mapped_column(Text, primary_key=True)
+    collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"))
+
+
+def document_tags(metadata: dict[str, Any] | None) -> list[str]:
+    """The tags `Filters(tags=...)` can match in a document's metadata, once each (see Filters.match_document)."""
+    tags = (metadata or {}).get("tags") or []
+    if isinstance(tags, str):
+        tags = [tags]
+    if not isinstance(tags, list | tuple):
+        return []
+    return list(dict.fromkeys(t for t in tags if isinstance(t, str)))
+
+
 class Embedding(Base):
     """Cache keyed by (model, text hash): unchanged text is never embedded twice."""
 
@@ -160,6 +184,7 @@ class IndexBuild(Base):
 
 Index("ix_chunks_text_hash", Chunk.text_hash)
 Index("ix_documents_collection_status_media", Document.collection_id, Document.status, Document.media_type)
+Index("ix_document_tags_collection_tag", DocumentTag.collection_id, DocumentTag.tag, DocumentTag.document_id)
 
 
 class AnswerCache(Base):

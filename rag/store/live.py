@@ -44,7 +44,7 @@ class LiveIndex:
     def __init__(self, store: Any) -> None:
         self.store = store
         self.cfg = store.settings.index
-        self.cache = idx.SegmentCache()
+        self.cache = idx.SegmentCache(doc_ids=self.document_ids)
         self._snaps: dict[str, idx.Snapshot] = {}
         self._locks: dict[str, threading.Lock] = {}
         self._threads: dict[tuple[str, str], threading.Thread] = {}
@@ -87,6 +87,22 @@ class LiveIndex:
         elif snap.revision < ledger_revision:
             self.background(name, "sync", lambda: self._sync_if_behind(name))
         return snap
+
+    def document_ids(self, chunk_ids: np.ndarray) -> np.ndarray:
+        """Document id of each chunk id (sorted ids; -1 for chunks the ledger no longer holds)."""
+        out = np.full(len(chunk_ids), -1, dtype=np.int64)
+        if not len(chunk_ids):
+            return out
+        with self.store.sessions() as s:  # one range scan of the primary key
+            got = s.execute(select(Chunk.id, Chunk.document_id).where(
+                Chunk.id >= int(chunk_ids[0]), Chunk.id <= int(chunk_ids[-1])).order_by(Chunk.id)).all()
+        if got:
+            cid = np.array([r[0] for r in got], np.int64)
+            did = np.array([r[1] for r in got], np.int64)
+            pos = np.minimum(np.searchsorted(cid, chunk_ids), len(cid) - 1)
+            found = cid[pos] == chunk_ids
+            out[found] = did[pos[found]]
+        return out
 
     # -- writing -----------------------------------------------------------------------
     def base_for_write(self, name: str, ledger_revision: int) -> idx.Snapshot | None:
@@ -134,6 +150,7 @@ class LiveIndex:
                                      f"vector: set the embedder the collection was built with, or run "
                                      f"`rag delete {name} --yes` and ingest again")
         ids = np.array([r[0] for r in rows], dtype=np.int64)
+        docs = np.array([r[3] for r in rows], dtype=np.int64)
         vectors = np.stack([cache[r[2]] for r in rows]).astype(np.float32)
         kind = dense_kind(len(rows), self.cfg.dense, self.cfg.hnsw_min_rows)
         tokens = []
@@ -141,7 +158,7 @@ class LiveIndex:
             if i % 8 == 0:
                 pause_for_searches()  # tokenising is pure Python: searches in this process go first
             tokens.append(analyze(text, self.cfg.bm25_language))
-        return sg.build(ids, vectors, tokens, dense_kind=kind,
+        return sg.build(ids, vectors, tokens, dense_kind=kind, docs=docs,
                         hnsw_m=self.cfg.hnsw_m, ef_construction=self.cfg.hnsw_ef_construction)
 
     # -- catching up and rebuilding (callers hold the writer lock) ---------------------

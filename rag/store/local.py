@@ -31,9 +31,9 @@ from rag.errors import CollectionNotFoundError, ConfigError, IndexMismatchError,
 from rag.filters import Filters
 from rag.store import index as idx
 from rag.store.db import open_engine, session_factory
-from rag.store.ledger import Chunk, Collection, Document, Embedding, IndexBuild
+from rag.store.ledger import Chunk, Collection, Document, DocumentTag, Embedding, IndexBuild, document_tags
 from rag.store.live import ROW_COLS, LiveIndex
-from rag.store.local_filters import allowed_chunk_ids
+from rag.store.local_filters import allowed_document_ids
 from rag.store.segment import AllowedIds
 from rag.types import Hit
 
@@ -203,6 +203,10 @@ class LocalStore:
                              metadata_=d.metadata, status="ok", chunk_count=len(d.chunks)) for d in docs]
             s.add_all(rows)
             s.flush()  # one multi-row INSERT ... RETURNING gives every document its id
+            tag_rows = [{"document_id": doc.id, "tag": t, "collection_id": coll.id}
+                        for doc in rows for t in document_tags(doc.metadata_)]
+            if tag_rows:
+                s.execute(insert(DocumentTag), tag_rows)
             header = self.settings.chunking.context_header
             chunk_rows = [{"document_id": doc.id, "collection_id": coll.id, "ordinal": c.ordinal, "text": c.text,
                            "text_hash": text_hash(index_text(d.title, c.heading_path, c.text, header=header)),
@@ -278,9 +282,10 @@ class LocalStore:
             self._live.wait()
 
     def allowed_chunk_ids(self, name: str, filters: Filters | None) -> AllowedIds | None:
-        """Chunk ids that pass `filters` (None: no filter, everything allowed), resolved in SQL.
+        """What passes `filters` (None: no filter, everything allowed), resolved in SQL.
 
-        The answer is kept per (collection, ledger revision, filters) for the last
+        SQL gives the passing documents; each segment maps them to a row mask through its
+        document-id column when a search first needs it (`AllowedIds`). The answer is kept per (collection, ledger revision, filters) for the last
         `ALLOWED_CACHE` filters: any write bumps the revision, so a kept set is never stale,
         and a repeated filter (a UI facet, an API client's scope) skips the SQL and the masks.
         """
@@ -299,7 +304,7 @@ class LocalStore:
                     self._allowed.move_to_end(key)
                     return got
         with self.sessions() as s:
-            got = AllowedIds(allowed_chunk_ids(s, coll.id, filters))
+            got = AllowedIds(allowed_document_ids(s, coll.id, filters))
         if key is not None:
             with self._allowed_lock:
                 self._allowed[key] = got

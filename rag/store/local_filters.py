@@ -1,11 +1,13 @@
-"""Metadata filters of the embedded store as one SQL query over indexed ledger columns.
+"""Metadata filters of the embedded store as one SQL query that returns document ids.
 
-SQLite does the work: GLOB for the source pattern, IN for media types and document
-ids, json_each / json_extract for tags and metadata, julianday() for dates (the
-metadata's `modified` when it parses, else the ledger's `updated_at`), and the
-chunk ids come from the same query through the chunks.document_id index. Other
-databases, and metadata values that are lists or objects, fall back to checking
-the documents SQL narrowed down in Python with `Filters.match_document`.
+SQLite does the work: tags through the indexed `document_tags` table, IN for media
+types and document ids (indexed), GLOB for the source pattern, json_extract for
+metadata, julianday() for dates (the metadata's `modified` when it parses, else the
+ledger's `updated_at`). The answer is documents, not chunks: several times fewer ids,
+no join with chunks, and each segment maps them to rows through its document-id
+column (`rag.store.segment.AllowedIds`). Other databases, and metadata values that
+are lists or objects, fall back to checking the documents SQL narrowed down in
+Python with `Filters.match_document`.
 """
 
 from __future__ import annotations
@@ -13,11 +15,11 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from sqlalchemy import ColumnElement, and_, column, exists, func, literal, or_, select
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from rag.filters import Filters, _aware
-from rag.store.ledger import Chunk, Document
+from rag.store.ledger import Document, DocumentTag
 
 
 def glob_for_sqlite(pattern: str) -> str:
@@ -30,19 +32,17 @@ def _scalar(value: Any) -> bool:
 
 
 def _conditions(filters: Filters, sqlite: bool) -> tuple[list[ColumnElement[bool]], bool]:
-    """SQL conditions on documents, and whether a Python check must follow."""
+    """SQL conditions on documents other than tags, and whether a Python check must follow."""
     conds: list[ColumnElement[bool]] = []
     if filters.document_ids:
         conds.append(Document.id.in_(filters.document_ids))
     if filters.media_types:
         conds.append(Document.media_type.in_(filters.media_types))
     if not sqlite:
-        return conds, True
+        return conds, bool(filters.source_glob or filters.metadata or filters.modified_after
+                           or filters.modified_before)
     if filters.source_glob:
         conds.append(Document.source_uri.op("GLOB")(glob_for_sqlite(filters.source_glob)))
-    if filters.tags:
-        tags = func.json_each(Document.metadata_, "$.tags").table_valued("value")
-        conds.append(exists(select(literal(1)).select_from(tags).where(column("value").in_(filters.tags))))
     python = False
     for key, value in filters.metadata:
         if not _scalar(value):
@@ -60,22 +60,32 @@ def _conditions(filters: Filters, sqlite: bool) -> tuple[list[ColumnElement[bool
     return conds, python
 
 
-def allowed_chunk_ids(s: Session, collection_id: int, filters: Filters) -> np.ndarray:
-    """Ids of the chunks whose documents pass `filters`, ascending."""
+def _query(collection_id: int, filters: Filters, conds: list[ColumnElement[bool]]) -> Select[Any]:
+    """Ids of the documents passing `conds` and the tag condition (a document may come twice)."""
+    tagged = (select(DocumentTag.document_id).where(DocumentTag.collection_id == collection_id,
+                                                    DocumentTag.tag.in_(filters.tags)) if filters.tags else None)
+    if tagged is not None and not conds:  # only ok documents have tag rows: no need to visit documents
+        return tagged
+    where = and_(Document.collection_id == collection_id, Document.status == "ok", *conds)
+    if tagged is not None:
+        where = and_(where, Document.id.in_(tagged))
+    return select(Document.id).where(where)
+
+
+def allowed_document_ids(s: Session, collection_id: int, filters: Filters) -> np.ndarray:
+    """Ids of the ok documents of the collection that pass `filters`, ascending."""
     sqlite = s.get_bind().dialect.name == "sqlite"
     conds, python = _conditions(filters, sqlite)
-    where = and_(Document.collection_id == collection_id, Document.status == "ok", *conds)
     if not python:
-        result = s.connection().execute(select(Chunk.id).join(Document, Chunk.document_id == Document.id)
-                                        .where(where).order_by(Chunk.id))
-        # Straight off the driver's cursor: integer ids need no conversion, and the per-row
-        # processing of a Result costs more than the query itself at 10k ids.
-        return np.fromiter((r[0] for r in result.cursor.fetchall()), dtype=np.int64)
-    docs = [d for d, src, mt, meta, upd in s.execute(select(
-        Document.id, Document.source_uri, Document.media_type, Document.metadata_, Document.updated_at).where(where))
-        # SQLAlchemy types a 5-column row as Row[*tuple[Any, ...]], which mypy unpacks as `object`.
-        if filters.match_document(src, mt, meta or {}, upd)]  # type: ignore[arg-type]
-    out: list[int] = []
-    for i in range(0, len(docs), 500):
-        out.extend(s.scalars(select(Chunk.id).where(Chunk.document_id.in_(docs[i:i + 500]))))
-    return np.array(sorted(out), dtype=np.int64)
+        q = _query(collection_id, filters, conds).subquery()
+        if sqlite:  # one string out of SQLite instead of a Python object per row (5x less at 10k ids)
+            text = s.scalar(select(func.group_concat(q.c[0], ",")))
+            ids = np.fromstring(text, dtype=np.int64, sep=",") if text else np.zeros(0, np.int64)
+        else:
+            ids = np.array(s.scalars(select(q.c[0])).all(), dtype=np.int64)
+        # one tag comes off its index already in order: skip the sort (~1.5 ms at 12k ids) when it is
+        return ids if np.all(ids[1:] > ids[:-1]) else np.unique(ids)
+    rows = s.execute(select(Document.id, Document.source_uri, Document.media_type, Document.metadata_,
+                            Document.updated_at).where(Document.id.in_(_query(collection_id, filters, conds))))
+    return np.unique(np.array([r[0] for r in rows if filters.match_document(r[1], r[2], r[3] or {}, r[4])],
+                              dtype=np.int64))

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from rag.contextual import index_text
 from rag.errors import IndexMismatchError
-from rag.store.ledger import Chunk, Collection, Document, Embedding
+from rag.store.ledger import Chunk, Collection, Document, DocumentTag, Embedding, document_tags
 from rag.store.local import text_hash
 from rag.store.pg_schema import VECTORS_TABLE, vector_literal
 
@@ -87,6 +87,11 @@ def _upsert_documents(s: Session, store: Any, coll: Collection, docs: Sequence[A
         "title": ex.title, "metadata": ex.metadata, "status": ex.status, "error": None,
         "chunk_count": ex.chunk_count, "updated_at": func.now()})
     doc_ids = dict(s.execute(ins.returning(Document.source_uri, Document.id)).all())
+    s.execute(delete(DocumentTag).where(DocumentTag.document_id.in_(list(doc_ids.values()))))
+    tag_rows = [{"document_id": doc_ids[d.source], "tag": t, "collection_id": coll.id}
+                for d in docs for t in document_tags(d.metadata)]
+    if tag_rows:
+        s.execute(insert(DocumentTag), tag_rows)
     s.execute(delete(Chunk).where(Chunk.document_id.in_(list(doc_ids.values()))))
     header = store.settings.chunking.context_header
     chunk_rows = [{"document_id": doc_ids[d.source], "collection_id": coll.id, "ordinal": c.ordinal,

@@ -13,6 +13,8 @@ Layout of `seg/<name>/`:
     post_rows.npy      int32 rows of each posting
     post_tf.npy        uint16 term frequency of each posting
     doclen.npy         int32 tokens per row (BM25 length normalisation)
+    docs.npy           int64 document id of each row (filters map documents to rows with it);
+                       segments written before it existed get theirs from the ledger on load
     segment.json       rows, dim, dense kind
 """
 
@@ -30,6 +32,7 @@ import numpy as np
 
 from rag.priority import pause_for_searches
 
+# Always written; docs.npy is written whenever the rows' document ids are known (every store write).
 FILES = ("ids.npy", "vectors.npy", "terms.json", "post_indptr.npy", "post_rows.npy", "post_tf.npy",
          "doclen.npy", "segment.json")
 
@@ -49,6 +52,7 @@ class Segment:
     dense_kind: str = "flat"
     faiss_index: Any = None
     term_col: dict[str, int] = field(default_factory=dict)
+    docs: np.ndarray | None = None  # document id per row (-1: chunk no longer in the ledger)
 
     def __post_init__(self) -> None:
         if not self.term_col:
@@ -83,24 +87,45 @@ def member_mask(ids: np.ndarray, allowed: np.ndarray) -> np.ndarray:
     return np.asarray(allowed[pos] == ids)
 
 
-class AllowedIds:
-    """Chunk ids a filter lets through (ascending), with each segment's row mask computed once.
+def document_mask(docs: np.ndarray, allowed: np.ndarray) -> np.ndarray:
+    """Boolean mask over a segment's per-row document ids: which are in sorted, unique `allowed`.
 
-    The store hands the same object to every search with the same filter until the ledger
-    moves, so the dense and BM25 sides of a query, and later queries, share the masks.
+    A lookup table indexed by document id (one gather, ~20x faster than a binary search per
+    row) when the ids are dense enough; the binary search otherwise.
+    """
+    if not len(allowed) or not len(docs):
+        return np.zeros(len(docs), dtype=bool)
+    top = int(allowed[-1])
+    if top > 8 * (len(docs) + len(allowed)) + (1 << 20):
+        return member_mask(docs, allowed)
+    table = np.zeros(top + 2, dtype=bool)  # the last slot stands for every id outside [0, top]
+    table[allowed] = True
+    return table[np.where((docs >= 0) & (docs <= top), docs, top + 1)]
+
+
+class AllowedIds:
+    """The documents a filter lets through (ids ascending), with each segment's row mask computed once.
+
+    A filter resolves to documents in SQL (a few thousand ids where chunks are many times
+    more), and each segment maps them to rows through its document-id column. The store
+    hands the same object to every search with the same filter until the ledger moves, so
+    the dense and BM25 sides of a query, and later queries, share the masks.
     """
 
-    def __init__(self, ids: np.ndarray) -> None:
-        self.ids = np.asarray(ids, np.int64)
+    def __init__(self, document_ids: np.ndarray) -> None:
+        ids = np.asarray(document_ids, np.int64)
+        self.document_ids = ids if np.all(ids[1:] > ids[:-1]) else np.unique(ids)
         self._masks: dict[str, np.ndarray] = {}
 
     def __len__(self) -> int:
-        return int(len(self.ids))
+        return len(self.document_ids)
 
     def mask(self, seg: Segment) -> np.ndarray:
         got = self._masks.get(seg.name)
         if got is None:  # segments never change, so a name keys its mask for good
-            got = member_mask(seg.ids, self.ids)
+            if seg.docs is None:
+                raise ValueError(f"segment {seg.name} has no document ids: load it through SegmentCache")
+            got = document_mask(seg.docs, self.document_ids)
             self._masks[seg.name] = got
         return got
 
@@ -138,13 +163,14 @@ def _csc(term: np.ndarray, row: np.ndarray, n_terms: int, n_rows: int,
 
 
 def build(ids: np.ndarray, vectors: np.ndarray, tokens: list[list[str]], *, dense_kind: str,
-          hnsw_m: int = 32, ef_construction: int = 80) -> Segment:
-    """A segment from rows in any order (sorted by chunk id here)."""
+          hnsw_m: int = 32, ef_construction: int = 80, docs: np.ndarray | None = None) -> Segment:
+    """A segment from rows in any order (sorted by chunk id here); `docs`: each row's document id."""
     order = np.argsort(np.asarray(ids, np.int64), kind="stable")
     ids = np.asarray(ids, np.int64)[order]
     vectors = np.ascontiguousarray(np.asarray(vectors, np.float32).reshape(len(order), -1)[order])
     terms, indptr, rows, tf, doclen = postings_from_tokens([tokens[i] for i in order])
-    seg = Segment(f"s{uuid.uuid4().hex[:16]}", ids, vectors, terms, indptr, rows, tf, doclen, dense_kind)
+    seg = Segment(f"s{uuid.uuid4().hex[:16]}", ids, vectors, terms, indptr, rows, tf, doclen, dense_kind,
+                  docs=None if docs is None else np.asarray(docs, np.int64)[order])
     if dense_kind == "hnsw" and len(ids):
         seg.faiss_index = _hnsw(vectors, hnsw_m, ef_construction)
     return seg
@@ -156,6 +182,7 @@ def merge(parts: list[tuple[Segment, np.ndarray]], *, dense_kind: str, hnsw_m: i
     vocab = sorted({t for seg, _ in parts for t in seg.terms})
     col = {t: i for i, t in enumerate(vocab)}
     ids, vecs, lens, t_all, r_all, c_all = [], [], [], [], [], []
+    docs: list[np.ndarray] = []  # every part's document ids, or none at all
     base = 0
     for seg, live in parts:
         pause_for_searches()  # a merge runs beside searches in this process: they go first
@@ -164,6 +191,8 @@ def merge(parts: list[tuple[Segment, np.ndarray]], *, dense_kind: str, hnsw_m: i
         ids.append(seg.ids[live])
         vecs.append(np.asarray(seg.vectors[live], np.float32))
         lens.append(seg.doclen[live])
+        if seg.docs is not None:
+            docs.append(seg.docs[live])
         remap = np.array([col[t] for t in seg.terms], dtype=np.int64)
         term_of = np.repeat(remap, np.diff(seg.indptr)) if len(remap) else np.zeros(0, np.int64)
         rows = new_row[seg.rows]
@@ -184,7 +213,8 @@ def merge(parts: list[tuple[Segment, np.ndarray]], *, dense_kind: str, hnsw_m: i
     dim = parts[0][0].vectors.shape[1] if parts else 0
     vectors = np.ascontiguousarray(np.concatenate(vecs)[order]) if vecs else np.zeros((0, dim), np.float32)
     seg = Segment(f"s{uuid.uuid4().hex[:16]}", all_ids[order], vectors, vocab, indptr, rows, tf,
-                  np.concatenate(lens)[order] if lens else np.zeros(0, np.int32), dense_kind)
+                  np.concatenate(lens)[order] if lens else np.zeros(0, np.int32), dense_kind,
+                  docs=np.concatenate(docs)[order] if docs and len(docs) == len(parts) else None)
     if dense_kind == "hnsw" and len(order):
         seg.faiss_index = _hnsw(vectors, hnsw_m, ef_construction)
     return seg
@@ -206,8 +236,10 @@ def save(seg: Segment, parent: Path) -> Path:
     tmp.mkdir()
     try:
         for fname, arr in (("ids.npy", seg.ids), ("vectors.npy", seg.vectors), ("post_indptr.npy", seg.indptr),
-                           ("post_rows.npy", seg.rows), ("post_tf.npy", seg.tf), ("doclen.npy", seg.doclen)):
-            np.save(tmp / fname, arr, allow_pickle=False)
+                           ("post_rows.npy", seg.rows), ("post_tf.npy", seg.tf), ("doclen.npy", seg.doclen),
+                           ("docs.npy", seg.docs)):
+            if arr is not None:
+                np.save(tmp / fname, arr, allow_pickle=False)
         (tmp / "terms.json").write_text(json.dumps(seg.terms, ensure_ascii=False))
         if seg.faiss_index is not None:
             import faiss
@@ -241,4 +273,5 @@ def load(folder: Path) -> Segment:
         faiss_index = faiss.read_index(str(folder / "dense.faiss"))
     return Segment(folder.name, arr("ids.npy"), arr("vectors.npy", mmap=True),
                    json.loads((folder / "terms.json").read_text()), arr("post_indptr.npy"), arr("post_rows.npy"),
-                   arr("post_tf.npy"), arr("doclen.npy"), meta["dense"], faiss_index)
+                   arr("post_tf.npy"), arr("doclen.npy"), meta["dense"], faiss_index,
+                   docs=arr("docs.npy") if (folder / "docs.npy").exists() else None)
