@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from apps.output import (
+from rag_platform.apps.output import (
     Paths,
     answer_json,
     document_json,
@@ -61,7 +61,7 @@ def ingest(
 ) -> None:
     """Load, chunk, embed and index files. Unchanged files are skipped."""
     console = make_console()  # per call: COLUMNS and the output stream are read now
-    from apps.progress import RichProgress
+    from rag_platform.apps.progress import RichProgress
 
     if engine not in ("local", "ray"):
         raise typer.BadParameter(f"--engine {engine!r}: use local or ray")
@@ -201,16 +201,16 @@ def db_current(home: HomeOpt = None) -> None:
     console.print(f"current {current_revision(make_engine(settings.database_url))}  head {head_revision()}")
 
 
-from apps.cli_api import keys_app, serve  # the HTTP API's commands
+from rag_platform.apps.cli_api import keys_app, serve  # the HTTP API's commands
 
 app.add_typer(keys_app, name="keys")
 app.command()(serve)
 
-from apps.cli_app import app_cmd  # the Streamlit app
-from apps.cli_mcp import mcp_cmd  # noqa: E402 - the MCP server over stdio
-from apps.cli_eval import eval_app, finetune_cmd  # noqa: E402 - evaluation commands
+from rag_platform.apps.cli_app import app_cmd  # the Streamlit app
+from rag_platform.apps.cli_mcp import mcp_cmd  # noqa: E402 - the MCP server over stdio
+from rag_platform.apps.cli_eval import eval_app, finetune_cmd  # noqa: E402 - evaluation commands
 
-from apps.cli_sync import sync_cmd, watch_cmd  # noqa: E402 - rag sync, rag watch
+from rag_platform.apps.cli_sync import sync_cmd, watch_cmd  # noqa: E402 - rag sync, rag watch
 
 app.command("sync")(sync_cmd)
 app.command("watch")(watch_cmd)

@@ -42,7 +42,7 @@ def keys_create(
     home: HomeOpt = None,
 ) -> None:
     """Create a key and print it once; only its hash is stored."""
-    from apps.api.auth import create_key
+    from rag_platform.apps.api.auth import create_key
 
     try:
         info, raw = create_key(_sessions(home), collections=collection, role=role, name=name)
@@ -57,7 +57,7 @@ def keys_create(
 @keys_app.command("list")
 def keys_list(home: HomeOpt = None) -> None:
     """Every key: id, name, prefix, role, collections, created, revoked (never the key)."""
-    from apps.api.auth import list_keys
+    from rag_platform.apps.api.auth import list_keys
 
     table = Table()
     for col in ("id", "name", "prefix", "role", "collections", "created", "revoked"):
@@ -72,7 +72,7 @@ def keys_list(home: HomeOpt = None) -> None:
 @keys_app.command("revoke")
 def keys_revoke(key_id: int, home: HomeOpt = None) -> None:
     """Revoke a key; servers stop accepting it within a few seconds."""
-    from apps.api.auth import revoke_key
+    from rag_platform.apps.api.auth import revoke_key
 
     try:
         info = revoke_key(_sessions(home), key_id)
@@ -98,4 +98,4 @@ def serve(
         raise typer.Exit(2) from None
     if home:
         os.environ["RAG_HOME"] = str(home)
-    uvicorn.run("apps.api.app:create_app", factory=True, host=host, port=port, log_level=log_level, workers=1)
+    uvicorn.run("rag_platform.apps.api.app:create_app", factory=True, host=host, port=port, log_level=log_level, workers=1)

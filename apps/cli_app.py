@@ -40,7 +40,7 @@ def app_cmd(
     """Start the web app: collections and uploads, cited answers, raw search, evaluation runs."""
     if importlib.util.find_spec("streamlit") is None:
         raise DependencyMissingError("rag app", "app", "streamlit")
-    from apps.uploads import ApiSettings
+    from rag_platform.apps.uploads import ApiSettings
 
     env = dict(os.environ)
     if home is not None:

@@ -43,7 +43,7 @@ def _sessions(home: Path | None) -> Any:
 
 
 def _ft_config(epochs: int, max_steps: int | None, batch_size: int, lr: float, threads: int | None) -> Any:
-    from eval.finetune import FinetuneConfig
+    from rag_platform.eval.finetune import FinetuneConfig
 
     return FinetuneConfig(epochs=epochs, max_steps=max_steps, batch_size=batch_size, lr=lr, threads=threads)
 
@@ -64,9 +64,9 @@ def finetune_cmd(
     home: HomeOpt = None,
 ) -> None:
     """Train a LoRA adapter on the local model from SQuAD questions outside the evaluated split."""
-    from eval.datasets import load_squad
-    from eval.finetune import QAPair, corpus_pairs, finetune
-    from eval.harness import make_split
+    from rag_platform.eval.datasets import load_squad
+    from rag_platform.eval.finetune import QAPair, corpus_pairs, finetune
+    from rag_platform.eval.harness import make_split
 
     rag = _rag(home)
     data = load_squad(dataset)
@@ -111,8 +111,8 @@ def compare_cmd(
 
     --dataset takes SQuAD v1.1 JSON, or our JSONL QA format (question, answers, relevant, answerable).
     """
-    from eval.datasets import load_qa_jsonl, load_squad
-    from eval.harness import CompareConfig, compare
+    from rag_platform.eval.datasets import load_qa_jsonl, load_squad
+    from rag_platform.eval.harness import CompareConfig, compare
 
     cfg = CompareConfig(questions=questions, train=train, arms=tuple(a.strip() for a in arms.split(",") if a.strip()),
                         k=k, max_tokens=max_tokens, collection=collection, seed=seed, unanswerable=unanswerable,
@@ -136,8 +136,8 @@ def retrieval_cmd(
     home: HomeOpt = None,
 ) -> None:
     """Retrieval metrics (nDCG@10, Recall@10/100, MRR@10, MAP) with CIs on a BEIR dataset; writes a report."""
-    from eval.datasets import load_beir
-    from eval.retrieval_eval import evaluate_retrieval
+    from rag_platform.eval.datasets import load_beir
+    from rag_platform.eval.retrieval_eval import evaluate_retrieval
 
     run_id, summary, paths = evaluate_retrieval(
         _rag(home), load_beir(dataset, split), dataset=f"{dataset.name}/{split}", collection=collection,
@@ -147,7 +147,7 @@ def retrieval_cmd(
 
 
 def _print_summary(run_id: int, summary: dict[str, Any]) -> None:
-    from eval.runs import COST
+    from rag_platform.eval.runs import COST
 
     table = Table(title=f"run {run_id}: {summary['questions']} questions, mean [95% CI]")
     table.add_column("metric")
@@ -171,8 +171,8 @@ def judge_cmd(
     home: HomeOpt = None,
 ) -> None:
     """Add LLM-judged faithfulness and answer relevance to a stored run, then rewrite its reports."""
-    from eval.harness import finalize
-    from eval.judge import judge_run
+    from rag_platform.eval.harness import finalize
+    from rag_platform.eval.judge import judge_run
 
     rag = _rag(home)
     n = judge_run(rag, run, provider, arms=[a.strip() for a in arms.split(",")] if arms else None, console=console)
@@ -184,7 +184,7 @@ def judge_cmd(
 @eval_app.command("list")
 def list_cmd(home: HomeOpt = None) -> None:
     """Evaluation runs, newest first."""
-    from eval.runs import list_runs
+    from rag_platform.eval.runs import list_runs
 
     table = Table(title="evaluation runs")
     for col in ("run", "kind", "status", "dataset", "questions", "arms", "code", "created"):
@@ -199,7 +199,7 @@ def list_cmd(home: HomeOpt = None) -> None:
 def show_cmd(run: int, as_json: Annotated[bool, typer.Option("--json", help="Print the stored run as JSON.")]
              = False, home: HomeOpt = None) -> None:
     """One run: its metrics with CIs, what produced it, and where its report is."""
-    from eval.runs import get_run
+    from rag_platform.eval.runs import get_run
 
     r = get_run(_sessions(home), run)
     if as_json:
@@ -216,7 +216,7 @@ def show_cmd(run: int, as_json: Annotated[bool, typer.Option("--json", help="Pri
 @eval_app.command("diff")
 def diff_cmd(run_a: int, run_b: int, home: HomeOpt = None) -> None:
     """Per-metric deltas (B - A) with 95% paired CIs, and the questions whose outcome flipped."""
-    from eval.runs import CORRECT_F1, diff
+    from rag_platform.eval.runs import CORRECT_F1, diff
 
     d = diff(_sessions(home), run_a, run_b)
     if not d["arms"]:

@@ -25,7 +25,7 @@ def mcp_cmd(
 ) -> None:
     """Serve collections to an MCP client over stdio: search, ask, list and (with --allow-write) ingest."""
     try:
-        from apps.mcp.server import LOCAL_READER, LOCAL_WRITER, ServerOptions, build_server
+        from rag_platform.apps.mcp.server import LOCAL_READER, LOCAL_WRITER, ServerOptions, build_server
     except ImportError:
         typer.echo("error: the MCP server needs its extra: pip install 'rag-platform[mcp]'", err=True)
         raise typer.Exit(2) from None

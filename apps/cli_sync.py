@@ -54,7 +54,7 @@ def sync_cmd(
     home: HomeOpt = None,
 ) -> None:
     """One pass: add new files, replace changed ones, remove deleted ones, recognise moved ones (by content)."""
-    from ingest.sync import sync_paths
+    from rag_platform.ingest.sync import sync_paths
 
     report = sync_paths(_open(home), paths, collection=collection, glob=glob)
     table = Table(title=f"Sync of '{collection}'")
@@ -74,7 +74,7 @@ def watch_cmd(
     home: HomeOpt = None,
 ) -> None:
     """Keep the collection in sync as files change, until Ctrl-C or SIGTERM."""
-    from ingest.watch import watch_folders
+    from rag_platform.ingest.watch import watch_folders
 
     rag = _open(home)
     stop = threading.Event()

@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from ingest.ocr import ocr_note
+from rag_platform.ingest.ocr import ocr_note
 
 if TYPE_CHECKING:
     from rag import Answer, IngestReport

@@ -46,8 +46,8 @@ sys.path.insert(0, str(REPO))
 
 import numpy as np  # noqa: E402
 
-from eval.datasets import load_qrels  # noqa: E402
-from eval.metrics import ndcg_at_k, recall_at_k  # noqa: E402
+from rag_platform.eval.datasets import load_qrels  # noqa: E402
+from rag_platform.eval.metrics import ndcg_at_k, recall_at_k  # noqa: E402
 from rag.store.sparse import analyze, top_k  # noqa: E402
 
 DATA = REPO.parent / "shared" / "data" / "scifact"

@@ -39,8 +39,8 @@ sys.path.insert(0, str(REPO))
 
 import numpy as np  # noqa: E402
 
-from eval.datasets import QAItem, load_squad  # noqa: E402
-from eval.metrics import contains_answer  # noqa: E402
+from rag_platform.eval.datasets import QAItem, load_squad  # noqa: E402
+from rag_platform.eval.metrics import contains_answer  # noqa: E402
 from rag import RAG, Settings  # noqa: E402
 from rag.config import LLMSettings, ProviderSettings  # noqa: E402
 from rag.llm.evidence import FEATURES, candidates, features  # noqa: E402

@@ -67,7 +67,7 @@ def measure(seg_dense: SegmentDense, exact: SegmentDense, queries: np.ndarray, e
 
 
 def main() -> None:
-    from eval.datasets import load_beir
+    from rag_platform.eval.datasets import load_beir
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--home", type=Path, default=None)

@@ -265,7 +265,7 @@ def cli_ingest(docs: list[SourceText], folder: Path) -> dict[str, Any]:
     home = folder / "home"
     env = {**os.environ, "PYTHONPATH": str(REPO), "TOKENIZERS_PARALLELISM": "false"}
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "apps.cli", "ingest", str(src), "--collection", COLLECTION,
+    proc = subprocess.run([sys.executable, "-m", "rag_platform.apps.cli", "ingest", str(src), "--collection", COLLECTION,
                            "--home", str(home)], env=env, cwd=REPO, capture_output=True, text=True)
     wall = time.perf_counter() - t0
     if proc.returncode != 0:

@@ -131,7 +131,7 @@ async def _serve(home: Path, name: str, cfg: dict[str, Any], key: str, queries: 
     port = _free_port()
     env = {**os.environ, "RAG_HOME": str(home), "PYTHONPATH": str(REPO), "RAG_EMBEDDER__BACKEND": cfg["backend"],
            "RAG_API__RATE_PER_S": "1000000", "RAG_API__BURST": "1000000", **cfg["env"]}
-    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "apps.api.app:create_app", "--factory", "--host",
+    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "rag_platform.apps.api.app:create_app", "--factory", "--host",
                              "127.0.0.1", "--port", str(port), "--log-level", "warning", "--no-access-log"],
                             env=env, cwd=home.parent, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     base, coll = f"http://127.0.0.1:{port}", _coll(cfg["backend"])

@@ -45,9 +45,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from eval.datasets import load_beir  # noqa: E402
-from eval.metrics import dedupe, ndcg_at_k  # noqa: E402
-from ingest.ocr import engine, read_images  # noqa: E402
+from rag_platform.eval.datasets import load_beir  # noqa: E402
+from rag_platform.eval.metrics import dedupe, ndcg_at_k  # noqa: E402
+from rag_platform.ingest.ocr import engine, read_images  # noqa: E402
 from rag import RAG  # noqa: E402
 from rag.config import OcrSettings  # noqa: E402
 from rag.types import SourceText  # noqa: E402

@@ -266,8 +266,8 @@ def quality(home: Path | None = None) -> dict[str, Any]:
     `home`: a data home where this function's ingest of SciFact into collection `c` was stopped part-way
     (embedding the corpus takes long on loaded cores); the corpus is then the documents it holds, and the
     queries are those with a relevant document among them (the others' documents are distractors)."""
-    from eval.datasets import load_beir
-    from eval.metrics import ndcg_at_k
+    from rag_platform.eval.datasets import load_beir
+    from rag_platform.eval.metrics import ndcg_at_k
     from rag.config import IndexSettings
     from rag.contextual import ChunkRow, sparse_texts
     from rag.retrieve import RetrievalRequest, retrieve

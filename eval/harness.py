@@ -25,10 +25,10 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from eval import runs
-from eval.datasets import QAData, QAItem
-from eval.finetune import FinetuneConfig, QAPair, chat_messages, corpus_pairs, finetune, training_record_hash
-from eval.scoring import score_closed, score_rag
+from rag_platform.eval import runs
+from rag_platform.eval.datasets import QAData, QAItem
+from rag_platform.eval.finetune import FinetuneConfig, QAPair, chat_messages, corpus_pairs, finetune, training_record_hash
+from rag_platform.eval.scoring import score_closed, score_rag
 from rag.api import RAG
 from rag.config import LLMSettings, ProviderSettings
 from rag.errors import RagError
@@ -214,7 +214,7 @@ def compare(rag: RAG, data: QAData, cfg: CompareConfig, *, resume: int | None = 
 
 def finalize(rag: RAG, run_id: int, run_dir: Path, *, resamples: int = 2000) -> CompareOutcome:
     """Summarise the stored results with CIs and write the reports (also after a partial run)."""
-    from eval.report import write_reports
+    from rag_platform.eval.report import write_reports
 
     run = runs.get_run(rag.store.sessions, run_id)
     rows = runs.results(rag.store.sessions, run_id)

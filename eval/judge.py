@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from sqlalchemy import select
 
-from eval import runs
+from rag_platform.eval import runs
 from rag.errors import RagError
 from rag.llm.base import GenerationParams, Message
 from rag.llm.providers import make_provider

@@ -17,7 +17,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from eval.runs import COST, QUALITY
+from rag_platform.eval.runs import COST, QUALITY
 
 _CSS = """body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#222}
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;vertical-align:top}

@@ -14,9 +14,9 @@ from typing import Any
 from rich.console import Console
 from rich.progress import track
 
-from eval import runs
-from eval.datasets import BeirData
-from eval.metrics import average_precision, dedupe, mrr_at_k, ndcg_at_k, precision_at_k, recall_at_k
+from rag_platform.eval import runs
+from rag_platform.eval.datasets import BeirData
+from rag_platform.eval.metrics import average_precision, dedupe, mrr_at_k, ndcg_at_k, precision_at_k, recall_at_k
 from rag.api import RAG
 from rag.store.index import manifest_hash, read_manifest
 
@@ -33,7 +33,7 @@ def evaluate_retrieval(rag: RAG, data: BeirData, *, dataset: str, collection: st
                        queries: int | None = None, fetch: int = 100, out_dir: Path | None = None,
                        console: Console | None = None) -> tuple[int, dict[str, Any], dict[str, Path]]:
     """Ingest, search every judged query once per mode, store per-query results; returns (run id, summary, reports)."""
-    from eval.report import write_reports
+    from rag_platform.eval.report import write_reports
 
     console = console or Console()
     rag.ingest_texts(data.source_texts(), collection=collection)

@@ -20,7 +20,7 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from eval.stats import paired_bootstrap
+from rag_platform.eval.stats import paired_bootstrap
 from rag.errors import RagError
 from rag.store.ledger import EvalResult, EvalRun
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from eval.datasets import QAItem
-from eval.metrics import contains_answer, exact_match, rouge_l, token_f1
+from rag_platform.eval.datasets import QAItem
+from rag_platform.eval.metrics import contains_answer, exact_match, rouge_l, token_f1
 from rag.cite import is_abstention, strip_markers
 from rag.llm.base import Completion
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from ingest.office import TABLE, Block, Extracted, looks_binary, sections_by_heading
-from ingest.tables import table_sections
+from rag_platform.ingest.office import TABLE, Block, Extracted, looks_binary, sections_by_heading
+from rag_platform.ingest.tables import table_sections
 from rag.errors import LoaderError
 
 _BOILERPLATE = ["script", "style", "noscript", "template", "nav", "aside", "footer"]

@@ -22,9 +22,9 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-from ingest import html, office
-from ingest import limits as file_limits
-from ingest.office import Block, Extracted
+from rag_platform.ingest import html, office
+from rag_platform.ingest import limits as file_limits
+from rag_platform.ingest.office import Block, Extracted
 from rag.config import LimitsSettings, OcrSettings
 from rag.errors import LoaderError
 from rag.types import ParsedDocument, Segment
@@ -196,7 +196,7 @@ def extract_image(data: bytes, source: str, ocr: OcrSettings | None = None) -> E
     ocr = ocr or OcrSettings()
     if not ocr.enabled:
         raise LoaderError(source, "an image is read by OCR, which is off (RAG_OCR__ENABLED=false)")
-    from ingest import ocr as reader
+    from rag_platform.ingest import ocr as reader
 
     read = reader.read_images(reader.image_pages(data, source), ocr, source)
     if not any(r.text.strip() for r in read.values()):

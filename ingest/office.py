@@ -16,8 +16,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ingest.limits import bounded_rows
-from ingest.tables import ROW, TableSection, cell_text, pdf_row_sections, pdf_tables, table_sections
+from rag_platform.ingest.limits import bounded_rows
+from rag_platform.ingest.tables import ROW, TableSection, cell_text, pdf_row_sections, pdf_tables, table_sections
 from rag.config import OcrSettings
 from rag.errors import LoaderError
 
@@ -142,7 +142,7 @@ def extract_pdf(data: bytes, source: str, ocr: OcrSettings | None = None) -> Ext
     if tables:
         meta["tables"] = sum(len(t) for t in tables.values())
     if read:
-        from ingest.ocr import metadata as ocr_metadata
+        from rag_platform.ingest.ocr import metadata as ocr_metadata
 
         meta["ocr"] = ocr_metadata(read, ocr or OcrSettings())
         sections = sorted(sections + [(r.text, p, ()) for p, r in read.items() if r.text.strip()],
@@ -160,7 +160,7 @@ def _ocr_pages(data: bytes, pages: list[int], ocr: OcrSettings | None, source: s
         if required:
             raise LoaderError(source, "no text layer; OCR is off (RAG_OCR__ENABLED=false)")
         return {}
-    from ingest.ocr import ocr_pdf_pages
+    from rag_platform.ingest.ocr import ocr_pdf_pages
 
     try:
         read = ocr_pdf_pages(data, pages, ocr, source)

@@ -13,22 +13,22 @@ from rag.registry import Register
 
 def register(register: Register) -> None:
     def local(settings: Any, embedder: Any, store: Any) -> Any:
-        from ingest.run import LocalIngestor
+        from rag_platform.ingest.run import LocalIngestor
 
         return LocalIngestor(settings, embedder, store)
 
     def ray(settings: Any, embedder: Any, store: Any, **options: Any) -> Any:
-        from ingest.ray_engine import RayIngestor
+        from rag_platform.ingest.ray_engine import RayIngestor
 
         return RayIngestor(settings, embedder, store, **options)
 
     def rapidocr() -> Any:
-        from ingest.ocr import RapidOcrEngine
+        from rag_platform.ingest.ocr import RapidOcrEngine
 
         return RapidOcrEngine()
 
     def tesseract() -> Any:
-        from ingest.ocr import TesseractEngine
+        from rag_platform.ingest.ocr import TesseractEngine
 
         return TesseractEngine()
 

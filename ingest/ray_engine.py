@@ -24,8 +24,8 @@ from typing import Any
 import numpy as np
 
 from rag.report import IngestReport, Progress
-from ingest.run import LocalIngestor
-from ingest.sources import Item
+from rag_platform.ingest.run import LocalIngestor
+from rag_platform.ingest.sources import Item
 from rag.config import ChunkingSettings, EmbedderSettings, Settings
 from rag.contextual import index_text
 from rag.errors import ConfigError, DependencyMissingError, LoaderError, RagError
@@ -59,7 +59,7 @@ class ChunkEmbed:
     def __init__(self, embedder: dict[str, Any], chunking: dict[str, Any], threads: int = 1) -> None:
         import torch
 
-        from ingest.chunking import Chunker
+        from rag_platform.ingest.chunking import Chunker
         from rag.embed import make_embedder
 
         torch.set_num_threads(max(1, threads))  # N actors share the machine's cores

@@ -19,10 +19,10 @@ from typing import Any
 import numpy as np
 from sqlalchemy import insert
 
-from ingest.chunking import Chunker
+from rag_platform.ingest.chunking import Chunker
 from rag.report import FileResult, IngestReport, NullProgress, Progress
-from ingest.sources import Item, TextItem, discover, under_roots
-from ingest.workers import FileLoading, Pending
+from rag_platform.ingest.sources import Item, TextItem, discover, under_roots
+from rag_platform.ingest.workers import FileLoading, Pending
 from rag.config import Settings
 from rag.contextual import index_text
 from rag.errors import LoaderError, RagError

@@ -43,7 +43,7 @@ class FileItem:
         return h.hexdigest()
 
     def load(self, max_bytes: int) -> ParsedDocument:
-        from ingest.loaders import load_file
+        from rag_platform.ingest.loaders import load_file
 
         return load_file(self.path, max_bytes=max_bytes, source=self.source, ocr=self.ocr)
 
@@ -92,7 +92,7 @@ def discover(paths: Iterable[str | Path], glob: str | None = None) -> tuple[list
 
 
 def _walk(path: Path, glob: str | None) -> Iterator[Path]:
-    from ingest.loaders import SUPPORTED_SUFFIXES
+    from rag_platform.ingest.loaders import SUPPORTED_SUFFIXES
 
     if path.is_file():
         yield path

@@ -29,8 +29,8 @@ from typing import Any
 from sqlalchemy import delete, select, update
 
 from rag.report import IngestReport, NullProgress, Progress
-from ingest.run import LocalIngestor
-from ingest.sources import FileItem, discover, under_roots
+from rag_platform.ingest.run import LocalIngestor
+from rag_platform.ingest.sources import FileItem, discover, under_roots
 from rag.store.ledger import AnswerCache, Document
 
 FULL_REBUILD_NOTE = "index rebuilt in full (an index from an older version, or changed index settings)"

@@ -26,9 +26,9 @@ from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
-from ingest.loaders import SUPPORTED_SUFFIXES
-from ingest.sources import FileItem, discover
-from ingest.sync import SyncReport, sync_changed
+from rag_platform.ingest.loaders import SUPPORTED_SUFFIXES
+from rag_platform.ingest.sources import FileItem, discover
+from rag_platform.ingest.sync import SyncReport, sync_changed
 
 log = logging.getLogger(__name__)
 

@@ -143,7 +143,7 @@ def _is_memory(exc: BaseException) -> bool:
 def load_captured(path: Path, source: str, max_bytes: int, limits: LimitsSettings,
                   ocr: OcrSettings | None = None) -> Loaded:
     """Load one file with the checks of `limits`; never raises for a bad file."""
-    from ingest.loaders import load_file
+    from rag_platform.ingest.loaders import load_file
 
     t0 = time.perf_counter()
     doc, reason, memory = None, None, False
@@ -214,7 +214,7 @@ def _warm() -> None:
     import pypdf  # noqa: F401
     import trafilatura  # noqa: F401
 
-    import ingest.loaders  # noqa: F401
+    import rag_platform.ingest.loaders  # noqa: F401
 
 
 def serve(parent: int) -> None:

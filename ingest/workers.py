@@ -35,14 +35,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from ingest.sources import FileItem, Item
-from ingest.worker import Loaded, load_captured, memory_reason
+import rag_platform
+from rag_platform.ingest.sources import FileItem, Item
+from rag_platform.ingest.worker import Loaded, load_captured, memory_reason
 from rag.config import LimitsSettings, OcrSettings
 from rag.errors import LoaderError, RagError
 
 log = logging.getLogger(__name__)
 RECYCLE_RSS_MB = 1024  # a worker left this large by one file is replaced, returning the memory
-_ROOT = str(Path(__file__).resolve().parent.parent)
+_ROOT = str(Path(rag_platform.__file__).resolve().parent.parent)  # where `rag_platform` imports from
 
 
 @dataclass
@@ -169,7 +170,7 @@ class LoaderPool:
         env.update(OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1", MALLOC_ARENA_MAX="2",
                    TOKENIZERS_PARALLELISM="false")
         err = tempfile.TemporaryFile()
-        proc = subprocess.Popen([sys.executable, "-m", "ingest.worker", str(os.getpid())], stdin=subprocess.PIPE,
+        proc = subprocess.Popen([sys.executable, "-m", "rag_platform.ingest.worker", str(os.getpid())], stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, stderr=err, env=env, close_fds=True)
         w = _Worker(proc, err)
         os.set_blocking(w.fd, False)

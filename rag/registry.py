@@ -27,7 +27,7 @@ Factory = Callable[..., Any]
 Register = Callable[[str, str, Factory], None]
 """What a plugin's hook receives: `register(kind, name, factory)`."""
 
-BUILTIN_PLUGINS: tuple[str, ...] = ("rag.builtins:register", "ingest.plugin:register")
+BUILTIN_PLUGINS: tuple[str, ...] = ("rag.builtins:register", "rag_platform.ingest.plugin:register")
 """The built-in plugins, `module:function` like an entry point's value: the core's own parts, then the
 ingestion engines and OCR engines of this distribution's `ingest` package (named here, never imported
 by a module of `rag`)."""

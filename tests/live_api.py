@@ -16,7 +16,7 @@ from typing import Any
 
 import uvicorn
 
-from apps.api.auth import create_key
+from rag_platform.apps.api.auth import create_key
 from rag import RAG
 from rag.config import LLMSettings, ProviderSettings, Settings
 

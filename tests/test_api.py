@@ -16,9 +16,9 @@ import pytest
 pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient
 
-from apps.api.app import create_app
-from apps.api.auth import create_key
-from apps.api.limits import ApiSettings, sanitize_filename
+from rag_platform.apps.api.app import create_app
+from rag_platform.apps.api.auth import create_key
+from rag_platform.apps.api.limits import ApiSettings, sanitize_filename
 from rag import RAG
 from rag.config import LLMSettings, ProviderSettings, Settings
 
@@ -235,7 +235,7 @@ def test_real_uvicorn_upload_and_streamed_answer(tmp_path, embedder):
     port = _free_port()
     env = {**os.environ, "RAG_HOME": str(home), "RAG_LLM__PROVIDERS": '[{"name":"extractive","kind":"extractive"}]',
            "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "apps.api.app:create_app", "--factory", "--host",
+    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "rag_platform.apps.api.app:create_app", "--factory", "--host",
                              "127.0.0.1", "--port", str(port), "--log-level", "warning"], env=env, cwd=tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"

@@ -13,8 +13,8 @@ import pytest
 
 pytest.importorskip("fastapi")
 
-from apps.api.app import create_app
-from apps.api.limits import ApiSettings
+from rag_platform.apps.api.app import create_app
+from rag_platform.apps.api.limits import ApiSettings
 from rag import RAG
 from rag.config import LLMSettings, ProviderSettings, Settings
 from tests.live_api import LiveServer, key

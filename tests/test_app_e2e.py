@@ -57,7 +57,7 @@ def app_url(tmp_path: Path) -> Iterator[str]:
     port = _free_port()
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO), "TOKENIZERS_PARALLELISM": "false"}
     log = (tmp_path / "app.log").open("w")
-    proc = subprocess.Popen([sys.executable, "-m", "apps.cli", "app", "--home", str(tmp_path / "home"),
+    proc = subprocess.Popen([sys.executable, "-m", "rag_platform.apps.cli", "app", "--home", str(tmp_path / "home"),
                              "--port", str(port), "--host", "127.0.0.1"], cwd=tmp_path, env=env, stdout=log,
                             stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"

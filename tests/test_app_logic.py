@@ -12,11 +12,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from llm_server import llm_server_fixture  # noqa: E402,F401 - registers `llm_server`
 
-from apps.api.limits import ApiSettings  # noqa: E402
-from apps.ui import uploads  # noqa: E402
-from apps.ui.format import citation_cards, highlight, hit_rows  # noqa: E402
-from apps.rewrite import is_followup, rewrite_followup, rewrite_with_llm, topic  # noqa: E402
-from apps.ui.session import user_message  # noqa: E402
+from rag_platform.apps.api.limits import ApiSettings  # noqa: E402
+from rag_platform.apps.ui import uploads  # noqa: E402
+from rag_platform.apps.ui.format import citation_cards, highlight, hit_rows  # noqa: E402
+from rag_platform.apps.rewrite import is_followup, rewrite_followup, rewrite_with_llm, topic  # noqa: E402
+from rag_platform.apps.ui.session import user_message  # noqa: E402
 from rag.config import LLMSettings, ProviderSettings, Settings  # noqa: E402
 from rag.errors import NotFoundError  # noqa: E402
 
@@ -163,8 +163,8 @@ def test_user_messages_never_carry_a_trace() -> None:
 def test_rag_app_runs_streamlit_headless_without_telemetry() -> None:
     from typer.testing import CliRunner
 
-    from apps.cli import app
-    from apps.cli_app import SCRIPT, streamlit_argv
+    from rag_platform.apps.cli import app
+    from rag_platform.apps.cli_app import SCRIPT, streamlit_argv
 
     argv = streamlit_argv(8600, "127.0.0.1", 50.0)
     assert argv[1:5] == ["-m", "streamlit", "run", str(SCRIPT)] and SCRIPT.is_file()
@@ -179,7 +179,7 @@ def test_rag_app_runs_streamlit_headless_without_telemetry() -> None:
 def test_answer_meta_counts_retries_instead_of_repeating_them() -> None:
     from types import SimpleNamespace
 
-    from apps.ui.format import answer_meta
+    from rag_platform.apps.ui.format import answer_meta
     from rag.llm.fallback import Attempt
 
     tries = [Attempt("oa", False, 0.1, "oa: connection failed: refused") for _ in range(3)]

@@ -10,7 +10,7 @@ import pytest
 pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
-from apps.ui.session import share_embedder  # noqa: E402
+from rag_platform.apps.ui.session import share_embedder  # noqa: E402
 
 PAGES = Path(__file__).resolve().parents[1] / "apps" / "ui" / "views"
 FUSION = ("# Fusion\n\nReciprocal rank fusion merges the dense and BM25 rankings. Each passage scores one over "
@@ -157,7 +157,7 @@ def test_search_shows_each_retrievers_rank_and_score(kb: Path) -> None:
 
 def _stored_runs(home: Path, embedder: Any) -> tuple[int, int]:
     """Two small answer-evaluation runs in the ledger, as `rag eval compare` stores them."""
-    from eval import runs
+    from rag_platform.eval import runs
     from rag import RAG
 
     sessions = RAG.open(home, embedder=embedder).store.sessions

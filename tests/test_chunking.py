@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ingest.chunking import Chunker, split_token_windows
+from rag_platform.ingest.chunking import Chunker, split_token_windows
 from rag.config import ChunkingSettings
 from rag.types import ParsedDocument, Segment
 

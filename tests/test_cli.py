@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from apps.cli import app
+from rag_platform.apps.cli import app
 
 runner = CliRunner()
 
@@ -82,7 +82,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def _rag_main(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
     """`rag ARGS` through the real entry point (`apps.cli.main`, which turns our errors into one line)."""
-    from apps.cli import main
+    from rag_platform.apps.cli import main
 
     monkeypatch.setattr(sys, "argv", ["rag", *args])
     code = 0
@@ -121,7 +121,7 @@ def test_bad_settings_are_one_line_with_exit_code_2(tmp_path: Path, monkeypatch:
 
 def test_entry_point_in_a_subprocess_prints_no_traceback(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1", "RAG_RETRIEVAL__MODE": "foo"}
-    out = subprocess.run([sys.executable, "-m", "apps.cli", "search", "q", "-c", "demo"], cwd=tmp_path, env=env,
+    out = subprocess.run([sys.executable, "-m", "rag_platform.apps.cli", "search", "q", "-c", "demo"], cwd=tmp_path, env=env,
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
     assert "RAG_RETRIEVAL__MODE='foo'" in out.stderr and "Traceback" not in out.stderr

@@ -169,7 +169,7 @@ def _workers_of(pid: int) -> list[int]:
             cmd = (proc / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if b"ingest.worker" in cmd and str(pid).encode() in cmd:
+        if b"rag_platform.ingest.worker" in cmd and str(pid).encode() in cmd:
             found.append(int(proc.name))
     return found
 

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from eval.datasets import QAData, QAItem
-from eval.stats import interval, paired_bootstrap
+from rag_platform.eval.datasets import QAData, QAItem
+from rag_platform.eval.stats import interval, paired_bootstrap
 
 PASSAGES = {
     "p1": ("Paris", "Paris is the capital of France. The Eiffel Tower was finished in 1889."),
@@ -69,7 +69,7 @@ def test_noisy_small_difference_is_not_significant_and_missing_values_are_skippe
 
 # -- splits ----------------------------------------------------------------------------------------
 def test_split_is_disjoint_and_marks_unanswerable() -> None:
-    from eval.harness import make_split
+    from rag_platform.eval.harness import make_split
 
     split = make_split(ITEMS, 3, 2, unanswerable=1, seed=5)
     ids = split.ids()
@@ -81,7 +81,7 @@ def test_split_is_disjoint_and_marks_unanswerable() -> None:
 
 
 def test_adapter_trained_on_an_evaluated_question_is_refused(tmp_path: Path) -> None:
-    from eval.harness import Split, _check_adapter
+    from rag_platform.eval.harness import Split, _check_adapter
     from rag.errors import RagError
 
     (tmp_path / "training.json").write_text(json.dumps({"split": {"train_ids": ["q1"], "val_ids": []}}))
@@ -103,8 +103,8 @@ def eval_home(tmp_path_factory: pytest.TempPathFactory) -> Any:
 @pytest.fixture(scope="session")
 def tiny_runs(eval_home: Path, embedder: Any) -> dict[str, Any]:
     """Run 1 stopped after 2 questions and resumed; run 2 reuses run 1's adapter."""
-    from eval.finetune import FinetuneConfig
-    from eval.harness import CompareConfig, compare
+    from rag_platform.eval.finetune import FinetuneConfig
+    from rag_platform.eval.harness import CompareConfig, compare
     from rag import RAG
 
     rag = RAG.open(eval_home, embedder=embedder)
@@ -118,7 +118,7 @@ def tiny_runs(eval_home: Path, embedder: Any) -> dict[str, Any]:
 
 
 def test_finetune_saves_adapter_with_its_record(tiny_runs: dict[str, Any]) -> None:
-    from eval.finetune import QAPair, corpus_pairs, data_hash
+    from rag_platform.eval.finetune import QAPair, corpus_pairs, data_hash
 
     adapter = tiny_runs["adapter"]
     assert (adapter / "adapter_config.json").is_file() and (adapter / "adapter_model.safetensors").is_file()
@@ -137,13 +137,13 @@ def test_finetune_saves_adapter_with_its_record(tiny_runs: dict[str, Any]) -> No
 
 
 def _run(tiny_runs: dict[str, Any], key: str) -> Any:
-    from eval import runs
+    from rag_platform.eval import runs
 
     return runs.get_run(tiny_runs["rag"].store.sessions, tiny_runs[key].run_id)
 
 
 def test_resume_completes_the_run_without_duplicates(tiny_runs: dict[str, Any]) -> None:
-    from eval import runs
+    from rag_platform.eval import runs
 
     assert tiny_runs["partial"].run_id == tiny_runs["first"].run_id
     assert tiny_runs["partial"].summary["questions"] == 2
@@ -177,7 +177,7 @@ def test_metrics_per_arm_and_report(tiny_runs: dict[str, Any]) -> None:
 
 
 def test_diff_of_two_runs(tiny_runs: dict[str, Any]) -> None:
-    from eval import runs
+    from rag_platform.eval import runs
 
     d = runs.diff(tiny_runs["rag"].store.sessions, tiny_runs["first"].run_id, tiny_runs["second"].run_id,
                   resamples=200)
@@ -190,7 +190,7 @@ def test_diff_of_two_runs(tiny_runs: dict[str, Any]) -> None:
 def test_cli_list_show_diff(tiny_runs: dict[str, Any]) -> None:
     from typer.testing import CliRunner
 
-    from apps.cli_eval import eval_app
+    from rag_platform.apps.cli_eval import eval_app
 
     home = str(tiny_runs["rag"].settings.home)
     runner = CliRunner()
@@ -205,8 +205,8 @@ def test_cli_list_show_diff(tiny_runs: dict[str, Any]) -> None:
 
 
 def test_retrieval_run_on_a_tiny_beir_set(eval_home: Path, embedder: Any) -> None:
-    from eval.datasets import BeirData
-    from eval.retrieval_eval import evaluate_retrieval
+    from rag_platform.eval.datasets import BeirData
+    from rag_platform.eval.retrieval_eval import evaluate_retrieval
     from rag import RAG
 
     data = BeirData(corpus={pid: (t, text) for pid, (t, text) in PASSAGES.items()},
@@ -218,13 +218,13 @@ def test_retrieval_run_on_a_tiny_beir_set(eval_home: Path, embedder: Any) -> Non
     assert summary["metrics"]["ndcg@10"]["arms"]["hybrid"]["mean"] == 1.0
     assert summary["metrics"]["recall@100"]["arms"]["bm25"]["n"] == 2
     assert paths["html"].is_file()
-    from eval import runs
+    from rag_platform.eval import runs
 
     assert runs.get_run(rag.store.sessions, run_id).kind == "retrieval"
 
 
 def test_unknown_arm_is_refused_before_any_work(tmp_path: Path, embedder: Any) -> None:
-    from eval.harness import CompareConfig, compare
+    from rag_platform.eval.harness import CompareConfig, compare
     from rag import RAG
     from rag.errors import RagError
 
@@ -233,7 +233,7 @@ def test_unknown_arm_is_refused_before_any_work(tmp_path: Path, embedder: Any) -
 
 
 def test_reused_collection_loses_the_passages_of_unanswerable_questions(rag) -> None:
-    from eval.harness import _drop_passages
+    from rag_platform.eval.harness import _drop_passages
     from rag.types import SourceText
 
     rag.ingest_texts([SourceText(source=s, text=f"Passage {s} about topic {s}.") for s in ("p1", "p2", "p3")],
@@ -244,7 +244,7 @@ def test_reused_collection_loses_the_passages_of_unanswerable_questions(rag) -> 
 
 
 def test_jsonl_qa_format_and_its_errors(tmp_path) -> None:
-    from eval.datasets import load_qa_jsonl
+    from rag_platform.eval.datasets import load_qa_jsonl
     from rag.errors import RagError
 
     qa = tmp_path / "qa.jsonl"
@@ -270,8 +270,8 @@ def test_jsonl_qa_format_and_its_errors(tmp_path) -> None:
 def test_scoring_counts_any_relevant_source_as_gold() -> None:
     from types import SimpleNamespace
 
-    from eval.datasets import QAItem
-    from eval.scoring import cited_is_gold
+    from rag_platform.eval.datasets import QAItem
+    from rag_platform.eval.scoring import cited_is_gold
 
     item = QAItem("q", "Who?", ("Ada",), "doc1", True, ("doc2",))
     answer = SimpleNamespace(sources=[SimpleNamespace(source="doc2", text="unrelated"),
@@ -280,7 +280,7 @@ def test_scoring_counts_any_relevant_source_as_gold() -> None:
 
 
 def test_corpus_text_examples_learn_every_token() -> None:
-    from eval.finetune import QAPair, corpus_pairs, encode
+    from rag_platform.eval.finetune import QAPair, corpus_pairs, encode
 
     class Tok:
         eos_token = "<e>"

@@ -12,7 +12,7 @@ import pytest
 from fuzz_mutants import mutants
 from sqlalchemy import func, select
 
-from ingest.workers import LoaderPool
+from rag_platform.ingest.workers import LoaderPool
 from rag import RAG
 from rag.config import LimitsSettings, Settings
 from rag.store.ledger import Document

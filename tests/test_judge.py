@@ -7,7 +7,7 @@ import json
 import pytest
 from llm_server import LLMServer, llm_server_fixture  # noqa: F401 - registers the `llm_server` fixture
 
-from eval.judge import judge_prompt, parse_verdict
+from rag_platform.eval.judge import judge_prompt, parse_verdict
 
 
 def test_parse_verdict_scores_and_refusals() -> None:
@@ -29,10 +29,10 @@ def test_prompt_quotes_numbered_sources() -> None:
 
 def test_judge_run_scores_stored_answers_and_resumes(rag, llm_server: LLMServer) -> None:
     pytest.importorskip("openai")
-    from eval import runs
-    from eval.datasets import QAItem
-    from eval.judge import judge_run
-    from eval.scoring import score_rag
+    from rag_platform.eval import runs
+    from rag_platform.eval.datasets import QAItem
+    from rag_platform.eval.judge import judge_run
+    from rag_platform.eval.scoring import score_rag
     from rag.config import ProviderSettings
     from rag.errors import RagError
     from rag.types import SourceText

@@ -19,8 +19,8 @@ from hostile_files import (
     xlsx_with_cells,
 )
 
-from ingest.limits import _xml_depth
-from ingest.loaders import load_file
+from rag_platform.ingest.limits import _xml_depth
+from rag_platform.ingest.loaders import load_file
 from rag.config import LimitsSettings
 from rag.errors import LoaderError
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ingest.loaders import SUPPORTED_SUFFIXES, load_bytes, load_file, media_type_for
+from rag_platform.ingest.loaders import SUPPORTED_SUFFIXES, load_bytes, load_file, media_type_for
 from rag.errors import LoaderError
 from rag.types import ParsedDocument
 

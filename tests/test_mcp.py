@@ -20,9 +20,9 @@ from mcp.client import Client  # noqa: E402
 from mcp.client.stdio import stdio_client  # noqa: E402
 from mcp.client.streamable_http import streamable_http_client  # noqa: E402
 
-from apps.api.app import create_app  # noqa: E402
-from apps.api.limits import ApiSettings  # noqa: E402
-from apps.mcp.server import LOCAL_WRITER, ServerOptions, build_server  # noqa: E402
+from rag_platform.apps.api.app import create_app  # noqa: E402
+from rag_platform.apps.api.limits import ApiSettings  # noqa: E402
+from rag_platform.apps.mcp.server import LOCAL_WRITER, ServerOptions, build_server  # noqa: E402
 from rag import RagError  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -73,7 +73,7 @@ async def exercise(session: ClientSession, rag, *, all_collections: bool = True)
 def test_stdio_rag_mcp_subprocess(world):
     tmp, rag = world
     script = Path(sys.executable).with_name("rag")
-    cmd, args = (str(script), []) if script.exists() else (sys.executable, ["-m", "apps.cli"])
+    cmd, args = (str(script), []) if script.exists() else (sys.executable, ["-m", "rag_platform.apps.cli"])
     env = {"PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1", "RAG_LLM__CHAIN": '["extractive"]',
            "TOKENIZERS_PARALLELISM": "false", "PATH": os.environ.get("PATH", "")}
     params = StdioServerParameters(command=cmd, args=[*args, "mcp", "--home", str(tmp / "home"), "-c", "kb"],
@@ -194,7 +194,7 @@ def test_mcp_over_http_is_rate_limited_per_key(world):
 def test_rag_mcp_refuses_allow_dir_without_allow_write(tmp_path):
     from typer.testing import CliRunner
 
-    from apps.cli import app
+    from rag_platform.apps.cli import app
 
     result = CliRunner().invoke(app, ["mcp", "--home", str(tmp_path), "--allow-dir", str(tmp_path)])
     assert result.exit_code == 2 and "--allow-dir needs --allow-write" in result.output

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from eval.metrics import (
+from rag_platform.eval.metrics import (
     average_precision,
     dedupe,
     evaluate_run,
@@ -62,7 +62,7 @@ def test_matches_reference_implementation_when_installed() -> None:
 
 
 def test_squad_normalisation_em_f1() -> None:
-    from eval.metrics import contains_answer, exact_match, normalize_answer, token_f1
+    from rag_platform.eval.metrics import contains_answer, exact_match, normalize_answer, token_f1
 
     assert normalize_answer("The  Denver Broncos!") == "denver broncos"
     assert exact_match("the Denver Broncos.", ["Denver Broncos", "Broncos"]) == 1.0
@@ -75,7 +75,7 @@ def test_squad_normalisation_em_f1() -> None:
 
 
 def test_rouge_l_hand_computed() -> None:
-    from eval.metrics import rouge_l, token_f1
+    from rag_platform.eval.metrics import rouge_l, token_f1
 
     # normalised: "cat sat on mat" vs "cat was on mat": LCS 3 of 4 each way.
     assert rouge_l("The cat sat on the mat.", ["a cat was on the mat"]) == pytest.approx(0.75)

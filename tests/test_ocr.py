@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from ingest.loaders import SUPPORTED_SUFFIXES, load_file
-from ingest.ocr import ocr_confidence, ocr_note, read_images
+from rag_platform.ingest.loaders import SUPPORTED_SUFFIXES, load_file
+from rag_platform.ingest.ocr import ocr_confidence, ocr_note, read_images
 from rag.config import OcrSettings
 from rag.errors import LoaderError
 
@@ -109,7 +109,7 @@ def test_jpeg_and_multipage_tiff_with_tesseract(tmp_path: Path) -> None:
 @pytest.mark.may_skip
 def test_tesseract_runs_one_openmp_thread_unless_told(monkeypatch: pytest.MonkeyPatch) -> None:
     """Its default OpenMP threads spin on busy cores (bench/ocr.py); a user's own setting wins."""
-    from ingest.ocr import TesseractEngine
+    from rag_platform.ingest.ocr import TesseractEngine
 
     monkeypatch.delenv("OMP_THREAD_LIMIT", raising=False)
     assert TesseractEngine().env["OMP_THREAD_LIMIT"] == "1"

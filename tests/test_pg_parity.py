@@ -18,8 +18,8 @@ import pytest
 from sqlalchemy import text
 
 from conftest import DelegatingEmbedder
-from eval.datasets import load_beir
-from eval.metrics import ndcg_at_k
+from rag_platform.eval.datasets import load_beir
+from rag_platform.eval.metrics import ndcg_at_k
 from rag import RAG, SourceText
 from rag.config import Settings
 from rag.filters import Filters

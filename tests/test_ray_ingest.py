@@ -66,7 +66,7 @@ def test_cli_joins_a_running_cluster_by_address(ray_session, corpus: Path, pg_se
         (few / path.name).write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
     env = {**os.environ, "RAG_DB_URL": pg_settings.database_url, "HF_HUB_OFFLINE": "1",
            "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
-    out = subprocess.run([sys.executable, "-m", "apps.cli", "ingest", str(few), "-c", "cli", "--engine", "ray",
+    out = subprocess.run([sys.executable, "-m", "rag_platform.apps.cli", "ingest", str(few), "-c", "cli", "--engine", "ray",
                           "--address", ray_session, "--home", str(tmp_path / "home")],
                          env=env, capture_output=True, text=True, timeout=300, cwd=REPO)
     assert out.returncode == 0, out.stdout + out.stderr

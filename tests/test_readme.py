@@ -79,7 +79,7 @@ def rag_commands() -> list[list[str]]:
 def test_every_rag_command_in_the_readme_exists_with_its_options() -> None:
     import typer.main
 
-    from apps.cli import app
+    from rag_platform.apps.cli import app
 
     root = typer.main.get_command(app)
     commands = rag_commands()
@@ -112,7 +112,7 @@ def _env(home: Path, **extra: str) -> dict[str, str]:
 
 
 def _rag(args: list[str], env: dict[str, str], cwd: Path = REPO, timeout: int = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "apps.cli", *args], cwd=cwd, env=env, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "rag_platform.apps.cli", *args], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=timeout)
 
 
@@ -199,7 +199,7 @@ def test_readme_http_api_block_runs(tmp_path: Path) -> None:
     assert key.startswith("rag_") and lines[2] == "KEY=rag_..."
     serve = shlex.split(lines[1].replace("8000", str(port)), comments=True)[1:-1]
     log = (tmp_path / "serve.log").open("w")
-    proc = subprocess.Popen([sys.executable, "-m", "apps.cli", *serve], cwd=REPO, env=env, stdout=log,
+    proc = subprocess.Popen([sys.executable, "-m", "rag_platform.apps.cli", *serve], cwd=REPO, env=env, stdout=log,
                             stderr=subprocess.STDOUT, start_new_session=True)
     try:
         import httpx

@@ -58,7 +58,7 @@ def test_entry_point_plugin_registers_the_same_way(fresh: list[EntryPoint], tmp_
     monkeypatch.syspath_prepend(str(tmp_path))
     fresh.append(EntryPoint(name="echo", value="rag_echo_plugin:register", group="rag.plugins"))
     # An editable install of an older checkout lists a built-in as an entry point: loaded once only.
-    fresh.append(EntryPoint(name="ingest", value="ingest.plugin:register", group="rag.plugins"))
+    fresh.append(EntryPoint(name="ingest", value="rag_platform.ingest.plugin:register", group="rag.plugins"))
     assert registry.create("llm", "echo", 1) == ("echo", (1,))
     assert "extractive" in registry.names("llm")
     assert registry.create("reranker", "cross-encoder") == "replaced"  # plugins load after built-ins
@@ -80,7 +80,7 @@ def test_a_broken_plugin_fails_every_lookup(fresh: list[EntryPoint]) -> None:
 def test_listing_names_imports_no_provider_sdk() -> None:
     code = ("import sys\nfrom rag import registry\nregistry.names('llm')\n"
             "print(sorted(m for m in ('rag.llm.openai_provider', 'rag.llm.anthropic_provider', "
-            "'rag.llm.llamacpp', 'rag.store.postgres', 'ingest.ray_engine', 'ingest.ocr') if m in sys.modules))")
+            "'rag.llm.llamacpp', 'rag.store.postgres', 'rag_platform.ingest.ray_engine', 'rag_platform.ingest.ocr') if m in sys.modules))")
     env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300,
                          check=False)
@@ -89,8 +89,8 @@ def test_listing_names_imports_no_provider_sdk() -> None:
 
 
 def test_ingestion_engines_satisfy_the_ingestor_protocol() -> None:
-    from ingest.ray_engine import RayIngestor
-    from ingest.run import LocalIngestor
+    from rag_platform.ingest.ray_engine import RayIngestor
+    from rag_platform.ingest.run import LocalIngestor
     from rag.protocols import Ingestor
 
     assert issubclass(LocalIngestor, Ingestor) and issubclass(RayIngestor, Ingestor)

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from ingest.sources import under_roots
-from ingest.sync import FULL_REBUILD_NOTE, sync_paths
-from ingest.watch import Settle, is_temporary, watch_folders
+from rag_platform.ingest.sources import under_roots
+from rag_platform.ingest.sync import FULL_REBUILD_NOTE, sync_paths
+from rag_platform.ingest.watch import Settle, is_temporary, watch_folders
 from rag import RAG
 from rag.store.ledger import Document, IngestFile
 from tests.test_ingest import ALPHA, BETA, GAMMA, assert_consistent, write
@@ -160,7 +160,7 @@ def test_watch_follows_create_modify_rename_delete_and_a_slow_write(tmp_path: Pa
 def test_cli_sync_prints_the_changes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from typer.testing import CliRunner
 
-    from apps.cli import app
+    from rag_platform.apps.cli import app
 
     monkeypatch.setenv("COLUMNS", "200")
     folder = tmp_path / "docs"

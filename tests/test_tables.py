@@ -5,8 +5,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from ingest.loaders import load_bytes, load_file
-from ingest.tables import row_line, table_sections
+from rag_platform.ingest.loaders import load_bytes, load_file
+from rag_platform.ingest.tables import row_line, table_sections
 
 MB = 1 << 20
 HEADER = ["part number", "description", "supplier", "warehouse", "unit price", "stock"]

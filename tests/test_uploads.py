@@ -11,10 +11,10 @@ import pytest
 pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient
 
-from apps import uploads
-from apps.api.app import create_app
-from apps.api.auth import create_key
-from apps.api.state import AppState
+from rag_platform.apps import uploads
+from rag_platform.apps.api.app import create_app
+from rag_platform.apps.api.auth import create_key
+from rag_platform.apps.api.state import AppState
 from rag.errors import ConfigError
 
 DOC = "# Fusion\n\nReciprocal rank fusion merges the dense and BM25 rankings of the passages.\n"

@@ -18,7 +18,7 @@ from hostile_files import (
 )
 from sqlalchemy import select
 
-from ingest.workers import LoaderPool
+from rag_platform.ingest.workers import LoaderPool
 from rag import RAG
 from rag.config import LimitsSettings, Settings
 from rag.store.ledger import IngestFile
@@ -84,8 +84,8 @@ def test_memory_limit_fails_the_file_alone(tmp_path: Path, big_csv: Path) -> Non
 def test_library_warnings_become_the_files_note_not_terminal_output(tmp_path: Path, capfd) -> None:
     pdf, page = eof_less_pdf(tmp_path / "no-eof.pdf"), xml_as_html(tmp_path / "feed.html")
     for isolate in (True, False):
-        from ingest.sources import FileItem
-        from ingest.workers import FileLoading
+        from rag_platform.ingest.sources import FileItem
+        from rag_platform.ingest.workers import FileLoading
 
         loading = FileLoading(LimitsSettings(isolate=isolate), MAX)
         group = [(FileItem(pdf, str(pdf)), "h1", 1), (FileItem(page, str(page)), "h2", 1)]
@@ -127,8 +127,8 @@ def test_hostile_folder_fails_file_by_file_and_the_good_file_is_searchable(tmp_p
 def test_api_keeps_answering_searches_while_a_bomb_is_parsed(tmp_path: Path, embedder, big_csv: Path) -> None:
     from fastapi.testclient import TestClient
 
-    from apps.api.app import create_app
-    from apps.api.limits import ApiSettings
+    from rag_platform.apps.api.app import create_app
+    from rag_platform.apps.api.limits import ApiSettings
 
     # 1 s, as in the first test: a fast machine turns big.csv into text within 5 s (then its text cap fails it)
     rag = RAG.open(settings=Settings(home=tmp_path / "home", limits=LimitsSettings(file_timeout_s=1)),

@@ -7,7 +7,7 @@ from typing import Any
 
 def create_app(*args: Any, **kwargs: Any) -> Any:
     """Lazy import, so `import apps.api` does not load FastAPI and the model stack."""
-    from apps.api.app import create_app as build
+    from rag_platform.apps.api.app import create_app as build
 
     return build(*args, **kwargs)
 

@@ -16,8 +16,8 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import select, text
 
-from apps.api.auth import KeyInfo, create_key, list_keys, revoke_key
-from apps.api.state import Key, State
+from rag_platform.apps.api.auth import KeyInfo, create_key, list_keys, revoke_key
+from rag_platform.apps.api.state import Key, State
 from rag import RagError
 from rag.errors import NotFoundError
 from rag.store.ledger import EvalRun

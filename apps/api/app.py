@@ -30,18 +30,18 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from apps.api.admin import eval_router, keys_router, ops_router
-from apps.api.auth import Authenticator
-from apps.api.collections import collections_router, documents_router
-from apps.api.jobs import JobRunner
-from apps.api.limits import ApiError, ApiSettings, BodySizeLimit, RateLimiter
-from apps.api.metrics import ApiMetrics, MetricsMiddleware
-from apps.api.openai_compat import ChatSettings, openai_router
-from apps.api.public import error_type
-from apps.api.query import query_router
-from apps.api.state import AppState
-from apps.api.watches import FolderWatches, watch_router
-from apps.mcp import mount_mcp
+from rag_platform.apps.api.admin import eval_router, keys_router, ops_router
+from rag_platform.apps.api.auth import Authenticator
+from rag_platform.apps.api.collections import collections_router, documents_router
+from rag_platform.apps.api.jobs import JobRunner
+from rag_platform.apps.api.limits import ApiError, ApiSettings, BodySizeLimit, RateLimiter
+from rag_platform.apps.api.metrics import ApiMetrics, MetricsMiddleware
+from rag_platform.apps.api.openai_compat import ChatSettings, openai_router
+from rag_platform.apps.api.public import error_type
+from rag_platform.apps.api.query import query_router
+from rag_platform.apps.api.state import AppState
+from rag_platform.apps.api.watches import FolderWatches, watch_router
+from rag_platform.apps.mcp import mount_mcp
 from rag import RAG, RagError, Settings
 from rag.batching import for_serving
 from rag.errors import ConfigError, DependencyMissingError, IndexMismatchError, NotFoundError

@@ -19,7 +19,7 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from apps.api.limits import ApiError
+from rag_platform.apps.api.limits import ApiError
 from rag.errors import ConfigError, NotFoundError
 from rag.store.ledger import ApiKey, utcnow
 

@@ -14,9 +14,9 @@ from fastapi import APIRouter, File, UploadFile
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
-from apps import uploads
-from apps.api.state import CollectionAdmin, Key, Reader, State, Writer
-from apps.uploads import ApiError, save_uploads
+from rag_platform.apps import uploads
+from rag_platform.apps.api.state import CollectionAdmin, Key, Reader, State, Writer
+from rag_platform.apps.uploads import ApiError, save_uploads
 from rag.errors import NotFoundError
 from rag.store.ledger import Collection
 
@@ -53,7 +53,7 @@ def delete_collection(collection: str, state: State, key: CollectionAdmin) -> di
 @documents_router.post("/v1/collections/{collection}/documents", status_code=202)
 def upload(collection: str, files: Annotated[list[UploadFile], File(description="Files to ingest.")],
            state: State, key: Writer) -> dict[str, Any]:
-    from ingest.loaders import SUPPORTED_SUFFIXES  # the loaders' table; imported when first needed
+    from rag_platform.ingest.loaders import SUPPORTED_SUFFIXES  # the loaders' table; imported when first needed
 
     state.store.collection(collection)  # 404 before anything is written
     saved, names = save_uploads(files, uploads.upload_folder(state.rag, collection), state.settings, SUPPORTED_SUFFIXES)

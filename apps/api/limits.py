@@ -17,7 +17,7 @@ from typing import Any
 
 from starlette.exceptions import HTTPException
 
-from apps.uploads import ApiError, ApiSettings, check_suffix, sanitize_filename, save_uploads, too_large
+from rag_platform.apps.uploads import ApiError, ApiSettings, check_suffix, sanitize_filename, save_uploads, too_large
 
 __all__ = ["ApiError", "ApiSettings", "BodySizeLimit", "RateLimiter", "check_suffix", "sanitize_filename",
            "save_uploads", "too_large"]

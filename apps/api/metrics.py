@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 
-from apps.api.limits import ASGIApp, Message, Receive, Scope, Send
+from rag_platform.apps.api.limits import ASGIApp, Message, Receive, Scope, Send
 
 if TYPE_CHECKING:
     from rag import Answer, IngestReport

@@ -19,8 +19,8 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
-from apps.api.public import error_type
-from apps.api.state import AppState, Reader, State
+from rag_platform.apps.api.public import error_type
+from rag_platform.apps.api.state import AppState, Reader, State
 from rag import AnswerStream, Filters, RagError
 
 log = logging.getLogger("rag.api")

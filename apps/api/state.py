@@ -22,17 +22,17 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, Header, Request
 
-from apps.api.auth import Authenticator, KeyInfo
-from apps.api.limits import RateLimiter
-from apps.api.public import public, public_path
-from apps.uploads import ApiSettings, uploads_root
+from rag_platform.apps.api.auth import Authenticator, KeyInfo
+from rag_platform.apps.api.limits import RateLimiter
+from rag_platform.apps.api.public import public, public_path
+from rag_platform.apps.uploads import ApiSettings, uploads_root
 from rag import RAG
 
 if TYPE_CHECKING:  # these modules import this one for its dependencies
-    from apps.api.jobs import JobRunner
-    from apps.api.metrics import ApiMetrics
-    from apps.api.openai_compat import ChatSettings
-    from apps.api.watches import FolderWatches
+    from rag_platform.apps.api.jobs import JobRunner
+    from rag_platform.apps.api.metrics import ApiMetrics
+    from rag_platform.apps.api.openai_compat import ChatSettings
+    from rag_platform.apps.api.watches import FolderWatches
     from rag.store.base import Store
 
 

@@ -30,8 +30,8 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from apps.api.state import Key, Reader, State
-from apps.uploads import ApiError
+from rag_platform.apps.api.state import Key, Reader, State
+from rag_platform.apps.uploads import ApiError
 from rag.errors import NotFoundError
 
 log = logging.getLogger("rag.api.watches")
@@ -172,7 +172,7 @@ class FolderWatches:
         os.replace(tmp, self.file)
 
     def _run(self, watch: Watch) -> None:
-        from ingest.watch import watch_folders
+        from rag_platform.ingest.watch import watch_folders
 
         def on_sync(report: Any) -> None:
             watch.state, watch.passes = "watching", watch.passes + 1

@@ -15,7 +15,7 @@ log = logging.getLogger("rag.mcp")
 
 def mount_mcp(app: Any, *args: Any, settings: Any = None, **kwargs: Any) -> None:
     """`apps.mcp.http.mount_mcp` when the `mcp` extra is installed; otherwise the API serves without /mcp."""
-    from apps.mcp.settings import McpSettings
+    from rag_platform.apps.mcp.settings import McpSettings
 
     settings = settings or McpSettings()
     if not settings.enabled:
@@ -23,6 +23,6 @@ def mount_mcp(app: Any, *args: Any, settings: Any = None, **kwargs: Any) -> None
     if importlib.util.find_spec("mcp") is None:
         log.info("MCP over HTTP is off: pip install 'rag-platform[mcp]'")
         return
-    from apps.mcp.http import mount_mcp as mount
+    from rag_platform.apps.mcp.http import mount_mcp as mount
 
     mount(app, *args, settings=settings, **kwargs)

@@ -18,9 +18,9 @@ import anyio
 from fastapi import FastAPI
 from starlette.routing import Route
 
-from apps.api.auth import Authenticator, KeyInfo
-from apps.api.limits import ApiError, RateLimiter
-from apps.mcp.settings import McpSettings
+from rag_platform.apps.api.auth import Authenticator, KeyInfo
+from rag_platform.apps.api.limits import ApiError, RateLimiter
+from rag_platform.apps.mcp.settings import McpSettings
 from rag import RAG
 
 LOCAL_HOSTS = ["127.0.0.1:*", "localhost:*", "[::1]:*"]
@@ -82,7 +82,7 @@ def build_endpoint(rag: RAG, auth: Authenticator, metrics: Any, cfg: McpSettings
     from mcp.server.streamable_http_manager import StreamableHTTPASGIApp
     from mcp.server.transport_security import TransportSecuritySettings
 
-    from apps.mcp.server import ServerOptions, build_server
+    from rag_platform.apps.mcp.server import ServerOptions, build_server
 
     def resolve(ctx: Context) -> KeyInfo:
         h = ctx.headers or {}

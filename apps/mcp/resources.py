@@ -6,7 +6,7 @@ import json
 
 from sqlalchemy import select
 
-from apps.answer_view import chunk_uri
+from rag_platform.apps.answer_view import chunk_uri
 from rag import RAG
 from rag.errors import NotFoundError
 from rag.store.ledger import Chunk, Document

@@ -24,9 +24,9 @@ from mcp.server.mcpserver.exceptions import ResourceError, ToolError
 from mcp_types import ToolAnnotations
 from pydantic import BaseModel, Field
 
-from apps.answer_view import answer_extension, chunk_uri, hit_json
-from apps.api.auth import KeyInfo
-from apps.api.limits import ApiError
+from rag_platform.apps.answer_view import answer_extension, chunk_uri, hit_json
+from rag_platform.apps.api.auth import KeyInfo
+from rag_platform.apps.api.limits import ApiError
 from rag import RAG, Filters, RagError
 from rag.types import SourceText
 
@@ -186,7 +186,7 @@ def build_server(rag: RAG, resolve: Callable[[Context], KeyInfo], options: Serve
     @server.resource("rag://{collection}/{document_id}/{chunk_id}", name="chunk", mime_type="text/plain",
                      description="One passage (chunk) with its source, page and section: what [n] cites.")
     def chunk(collection: str, document_id: str, chunk_id: str, ctx: Context) -> str:
-        from apps.mcp.resources import read_chunk
+        from rag_platform.apps.mcp.resources import read_chunk
 
         with _as_resource_errors():
             resolve(ctx).require(collection, "read")
@@ -195,7 +195,7 @@ def build_server(rag: RAG, resolve: Callable[[Context], KeyInfo], options: Serve
     @server.resource("rag://{collection}/{document_id}", name="document", mime_type="application/json",
                      description="A document: its source, status and the rag:// URIs of its passages in order.")
     def document(collection: str, document_id: str, ctx: Context) -> str:
-        from apps.mcp.resources import read_document
+        from rag_platform.apps.mcp.resources import read_document
 
         with _as_resource_errors():
             resolve(ctx).require(collection, "read")

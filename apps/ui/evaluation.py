@@ -11,8 +11,8 @@ import base64
 from dataclasses import dataclass
 from typing import Any
 
-from eval import report as eval_report
-from eval import runs as eval_runs
+from rag_platform.eval import report as eval_report
+from rag_platform.eval import runs as eval_runs
 
 
 def run_rows(sessions: Any, limit: int = 100) -> list[dict[str, Any]]:

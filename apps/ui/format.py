@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from ingest.ocr import ocr_note
+from rag_platform.ingest.ocr import ocr_note
 from rag.types import Hit
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from apps.ui.widgets import get_rag
+from rag_platform.apps.ui.widgets import get_rag
 
 PAGES = Path(__file__).resolve().parent / "views"  # not "pages/": Streamlit would list that folder itself
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from apps.uploads import ApiError, ApiSettings, delete_collection, delete_document, save_uploads, upload_folder
+from rag_platform.apps.uploads import ApiError, ApiSettings, delete_collection, delete_document, save_uploads, upload_folder
 from rag import IngestReport
 from rag.errors import ConfigError, NotFoundError, RagError
 
@@ -47,7 +47,7 @@ class _ApiUpload:
 
 def save(rag: Any, collection: str, files: Sequence[Uploaded], limits: ApiSettings | None = None) -> list[Path]:
     """Save `files` for `collection` (all or none); raises `UploadRefused` with a message for the user."""
-    from ingest.loaders import SUPPORTED_SUFFIXES
+    from rag_platform.ingest.loaders import SUPPORTED_SUFFIXES
 
     if not files:
         raise UploadRefused("choose at least one file to upload")

@@ -9,8 +9,8 @@ from typing import Any
 
 import streamlit as st
 
-from apps.ui.format import citation_cards
-from apps.ui.session import open_rag, user_message
+from rag_platform.apps.ui.format import citation_cards
+from rag_platform.apps.ui.session import open_rag, user_message
 from rag import RAG, Answer
 
 COLLECTION = "collection"  # session key of the collection the pages work on
@@ -51,7 +51,7 @@ def collection_picker(rag: RAG, *, where: Any = None) -> str | None:
 
 def show_citations(answer: Answer) -> None:
     """Answer details: one expander per cited source (passage with the cited span highlighted), then metadata."""
-    from apps.ui.format import answer_meta
+    from rag_platform.apps.ui.format import answer_meta
 
     if answer.abstained:
         st.info("The sources do not answer this question.")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from apps.rewrite import rewrite_followup, rewrite_with_llm
-from apps.ui.widgets import collection_picker, errors_shown, get_rag, show_citations
+from rag_platform.apps.rewrite import rewrite_followup, rewrite_with_llm
+from rag_platform.apps.ui.widgets import collection_picker, errors_shown, get_rag, show_citations
 
 st.title("Ask")
 

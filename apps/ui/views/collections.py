@@ -5,9 +5,9 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from apps.ui import uploads
-from apps.ui.widgets import COLLECTION, collection_picker, errors_shown, get_rag
-from ingest.loaders import SUPPORTED_SUFFIXES
+from rag_platform.apps.ui import uploads
+from rag_platform.apps.ui.widgets import COLLECTION, collection_picker, errors_shown, get_rag
+from rag_platform.ingest.loaders import SUPPORTED_SUFFIXES
 
 st.title("Collections")
 

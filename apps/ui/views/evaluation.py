@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from apps.ui import evaluation
-from apps.ui.widgets import errors_shown, get_rag
+from rag_platform.apps.ui import evaluation
+from rag_platform.apps.ui.widgets import errors_shown, get_rag
 
 st.title("Evaluation")
 st.caption("Runs recorded by `rag eval compare` and `rag eval retrieval` in this data home.")

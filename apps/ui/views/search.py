@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from apps.ui.format import display_name, highlight, hit_rows
-from apps.ui.widgets import collection_picker, errors_shown, get_rag
+from rag_platform.apps.ui.format import display_name, highlight, hit_rows
+from rag_platform.apps.ui.widgets import collection_picker, errors_shown, get_rag
 
 st.title("Search")
 st.caption("The passages retrieval returns before any model sees them: the fused rank and score, and each "
