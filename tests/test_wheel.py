@@ -8,6 +8,7 @@ directory, so the checkout's editable install is not seen: `rag` must come from 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -24,8 +25,12 @@ def wheel_venv(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     tmp = tmp_path_factory.mktemp("wheel")
     clean = _env(tmp / "unused")
     dist = tmp / "dist"
+    src = tmp / "src"  # sources only: a stale build/ in the checkout must not leak into the wheel
+    shutil.copytree(REPO, src, ignore=shutil.ignore_patterns(
+        "build", "dist", ".venv", ".git", ".rag*", ".bench-home*", "*.egg-info", "__pycache__", ".mypy_cache",
+        "test-artifacts", "bench", "tests", "docs"))
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                    "-w", str(dist), str(REPO)], check=True, cwd=tmp, env=clean, timeout=600)
+                    "-w", str(dist), str(src)], check=True, cwd=tmp, env=clean, timeout=600)
     [wheel] = dist.glob("rag_platform-*.whl")
     venv = tmp / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
@@ -50,6 +55,19 @@ def test_wheel_ships_migrations(wheel_venv: tuple[Path, Path]) -> None:
     assert "rag/migrations/env.py" in names and "rag/migrations/script.py.mako" in names
     assert any(n.startswith("rag/migrations/versions/") and n.endswith(".py") for n in names)
     assert not any(n.startswith(("tests/", "bench/")) for n in names)
+
+
+def test_wheel_puts_no_generic_name_at_the_top_of_site_packages(wheel_venv: tuple[Path, Path]) -> None:
+    """ingest/, eval/ and apps/ install inside rag_platform: nothing called `apps` or `eval` in users' site-packages."""
+    wheel, _ = wheel_venv
+    names = zipfile.ZipFile(wheel).namelist()
+    top = {n.split("/", 1)[0] for n in names if not n.split("/", 1)[0].endswith(".dist-info")}
+    assert top == {"rag", "rag_platform"}, top
+    repo = Path(__file__).resolve().parents[1]
+    for folder in ("ingest", "eval", "apps"):  # every module of each folder made it, under its new name
+        for py in (repo / folder).rglob("*.py"):
+            if "__pycache__" not in py.parts:
+                assert f"rag_platform/{py.relative_to(repo).as_posix()}" in names, py
 
 
 def test_wheel_install_ingests_and_answers_from_another_folder(wheel_venv: tuple[Path, Path],
