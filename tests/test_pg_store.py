@@ -99,7 +99,7 @@ def test_delete_and_reingest_are_idempotent(pg_rag) -> None:
         dupes = s.execute(select(Chunk.document_id, Chunk.ordinal).group_by(Chunk.document_id, Chunk.ordinal)
                           .having(func.count() > 1)).all()
     assert dupes == [] and pg_rag.store.chunk_count("c") == _vector_count(pg_rag.store)
-    assert _tag_rows(pg_rag.store) == {(d.id, t) for d in pg_rag.documents("c") for t in document_tags(d.metadata_)}
+    assert _tag_rows(pg_rag.store) == {(d.id, t) for d in pg_rag.documents("c") for t in document_tags(d.metadata)}
     assert len(_tag_rows(pg_rag.store)) == 11  # the upsert replaced the changed document's tags (it has none now)
     pg_rag.delete_collection("c")
     assert _vector_count(pg_rag.store) == 0 and _tag_rows(pg_rag.store) == set()
