@@ -128,7 +128,8 @@ class RAG:
     def reranker(self) -> Reranker:
         """The configured reranker (built on first use; its model loads on the first rerank)."""
         if self._reranker is None:
-            self._reranker = cast("Reranker", registry.create("reranker", "cross-encoder", self.settings.rerank))
+            self._reranker = cast("Reranker", registry.create("reranker", self.settings.rerank.kind,
+                                                                   self.settings.rerank))
         return self._reranker
 
     def search(self, query: str, *, collection: str, k: int | None = None, mode: str | None = None,

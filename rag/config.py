@@ -169,6 +169,7 @@ class RerankSettings(BaseModel):
     """
 
     enabled: bool = False
+    kind: str = Field("cross-encoder", description="The reranker's registry name (a plugin may register others).")
     model: str = "cross-encoder/ms-marco-MiniLM-L-6-v2"
     depth: int = Field(20, ge=1, description="How many fused hits the cross-encoder re-scores.")
     required: bool = Field(False, description="Fail instead of searching without reranking.")

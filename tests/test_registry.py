@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from importlib.metadata import EntryPoint
 from pathlib import Path
 
@@ -15,6 +15,7 @@ from rag import registry
 from rag.config import RerankSettings
 from rag.errors import ConfigError
 from rag.protocols import Reranker
+from rag.types import Hit
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -94,3 +95,26 @@ def test_ingestion_engines_satisfy_the_ingestor_protocol() -> None:
     from rag.protocols import Ingestor
 
     assert issubclass(LocalIngestor, Ingestor) and issubclass(RayIngestor, Ingestor)
+
+
+class _KeepOrder:
+    """A plugin reranker: keeps the fused order (what a custom reranker registers as)."""
+
+    def __init__(self, settings: RerankSettings) -> None:
+        self.settings = settings
+
+    def rerank(self, query: str, hits: Sequence[Hit], depth: int | None = None) -> list[Hit]:
+        return list(hits)
+
+
+def test_the_reranker_setting_picks_a_plugin_reranker(fresh: list[EntryPoint], tmp_path: Path) -> None:
+    from rag import RAG
+    from rag.config import Settings
+
+    registry.register("reranker", "keep-order", _KeepOrder)
+    rag = RAG(Settings(home=tmp_path, rerank=RerankSettings(kind="keep-order", depth=7)))
+    assert isinstance(rag.reranker, _KeepOrder) and rag.reranker.settings.depth == 7
+    default = RAG(Settings(home=tmp_path / "default"))
+    assert type(default.reranker).__name__ == "CrossEncoderReranker"
+    with pytest.raises(ConfigError, match="unknown reranker 'nope'; known: cross-encoder, keep-order"):
+        _ = RAG(Settings(home=tmp_path / "bad", rerank=RerankSettings(kind="nope"))).reranker
