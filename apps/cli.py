@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
+from rag import RAG, Filters, RagError, Settings
 from rag_platform.apps.output import (
     Paths,
     answer_json,
@@ -25,7 +26,6 @@ from rag_platform.apps.output import (
     print_report,
     report_json,
 )
-from rag import RAG, Filters, RagError, Settings
 
 app = typer.Typer(help="Ingest documents, search them, and get answers that cite their sources.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -207,9 +207,8 @@ app.add_typer(keys_app, name="keys")
 app.command()(serve)
 
 from rag_platform.apps.cli_app import app_cmd  # the Streamlit app
-from rag_platform.apps.cli_mcp import mcp_cmd  # noqa: E402 - the MCP server over stdio
 from rag_platform.apps.cli_eval import eval_app, finetune_cmd  # noqa: E402 - evaluation commands
-
+from rag_platform.apps.cli_mcp import mcp_cmd  # noqa: E402 - the MCP server over stdio
 from rag_platform.apps.cli_sync import sync_cmd, watch_cmd  # noqa: E402 - rag sync, rag watch
 
 app.command("sync")(sync_cmd)

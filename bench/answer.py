@@ -45,14 +45,14 @@ from rich.table import Table  # noqa: E402
 
 import bench.extractive_v1  # noqa: E402,F401 - registers the baseline arm
 from bench.fit_extractive import DATA, split_articles  # noqa: E402
-from rag_platform.eval.datasets import QAItem  # noqa: E402
-from rag_platform.eval.metrics import contains_answer  # noqa: E402
 from rag import RAG, Settings  # noqa: E402
 from rag.cite import strip_markers  # noqa: E402
 from rag.config import LLMSettings, ProviderSettings  # noqa: E402
 from rag.retrieve import RetrievalRequest, retrieve  # noqa: E402
 from rag.types import SourceText  # noqa: E402
 from rag.vectors import SHARED  # noqa: E402
+from rag_platform.eval.datasets import QAItem  # noqa: E402
+from rag_platform.eval.metrics import contains_answer  # noqa: E402
 
 console = Console()
 

@@ -46,9 +46,9 @@ sys.path.insert(0, str(REPO))
 
 import numpy as np  # noqa: E402
 
+from rag.store.sparse import analyze, top_k  # noqa: E402
 from rag_platform.eval.datasets import load_qrels  # noqa: E402
 from rag_platform.eval.metrics import ndcg_at_k, recall_at_k  # noqa: E402
-from rag.store.sparse import analyze, top_k  # noqa: E402
 
 DATA = REPO.parent / "shared" / "data" / "scifact"
 DEFAULT_OUT = REPO / "bench" / "results" / "bm25.json"

@@ -49,10 +49,10 @@ sys.path.insert(0, str(REPO))
 
 import numpy as np  # noqa: E402
 
-from rag_platform.eval.datasets import load_beir  # noqa: E402
-from rag_platform.eval.metrics import mrr_at_k, ndcg_at_k, recall_at_k  # noqa: E402
 from rag.config import EmbedderSettings  # noqa: E402
 from rag.embed import make_embedder  # noqa: E402
+from rag_platform.eval.datasets import load_beir  # noqa: E402
+from rag_platform.eval.metrics import mrr_at_k, ndcg_at_k, recall_at_k  # noqa: E402
 
 DATA = REPO.parent / "shared" / "data" / "scifact"
 DEFAULT_OUT = REPO / "bench" / "results" / "embedders.json"

@@ -39,11 +39,11 @@ sys.path.insert(0, str(REPO))
 
 import numpy as np  # noqa: E402
 
-from rag_platform.eval.datasets import QAItem, load_squad  # noqa: E402
-from rag_platform.eval.metrics import contains_answer  # noqa: E402
 from rag import RAG, Settings  # noqa: E402
 from rag.config import LLMSettings, ProviderSettings  # noqa: E402
 from rag.llm.evidence import FEATURES, candidates, features  # noqa: E402
+from rag_platform.eval.datasets import QAItem, load_squad  # noqa: E402
+from rag_platform.eval.metrics import contains_answer  # noqa: E402
 
 DATA = REPO.parent / "shared" / "data" / "squad" / "dev-v1.1-part1.json"
 OUT = REPO / "rag" / "llm" / "extractive_weights.json"

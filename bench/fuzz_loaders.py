@@ -28,8 +28,8 @@ sys.path.insert(1, str(REPO / "tests"))
 
 from fuzz_mutants import mutants  # noqa: E402
 
-from rag_platform.ingest.workers import LoaderPool, cores  # noqa: E402
 from rag.config import LimitsSettings  # noqa: E402
+from rag_platform.ingest.workers import LoaderPool, cores  # noqa: E402
 
 DOCS = REPO.parent / "shared" / "data" / "docs"
 

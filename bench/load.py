@@ -69,9 +69,9 @@ def _free_port() -> int:
 
 
 def _admin_key(home: Path) -> str:
-    from rag_platform.apps.api.auth import create_key
     from rag.config import Settings
     from rag.store.db import open_engine, session_factory
+    from rag_platform.apps.api.auth import create_key
 
     sessions = session_factory(open_engine(Settings(home=home).database_url))
     return create_key(sessions, collections=["*"], role="admin", name="load-bench")[1]

@@ -45,12 +45,12 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from rag_platform.eval.datasets import load_beir  # noqa: E402
-from rag_platform.eval.metrics import dedupe, ndcg_at_k  # noqa: E402
-from rag_platform.ingest.ocr import engine, read_images  # noqa: E402
 from rag import RAG  # noqa: E402
 from rag.config import OcrSettings  # noqa: E402
 from rag.types import SourceText  # noqa: E402
+from rag_platform.eval.datasets import load_beir  # noqa: E402
+from rag_platform.eval.metrics import dedupe, ndcg_at_k  # noqa: E402
+from rag_platform.ingest.ocr import engine, read_images  # noqa: E402
 
 SCIFACT = REPO.parent / "shared" / "data" / "scifact"
 DEFAULT_OUT = REPO / "bench" / "results" / "ocr.json"

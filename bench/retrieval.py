@@ -36,12 +36,12 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 from sqlalchemy import select  # noqa: E402
 
-from rag_platform.eval.datasets import load_beir  # noqa: E402
-from rag_platform.eval.metrics import dedupe, evaluate_run  # noqa: E402
 from rag import RAG  # noqa: E402
 from rag.config import RetrievalSettings  # noqa: E402
 from rag.retrieve import RetrievalRequest, fuse, run_retrievers  # noqa: E402
 from rag.store.ledger import Chunk, Document  # noqa: E402
+from rag_platform.eval.datasets import load_beir  # noqa: E402
+from rag_platform.eval.metrics import dedupe, evaluate_run  # noqa: E402
 
 DATA = REPO.parent / "shared" / "data" / "scifact"
 console = Console()

@@ -38,10 +38,10 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
-from rag_platform.eval.datasets import load_beir  # noqa: E402
-from rag_platform.eval.metrics import ndcg_at_k  # noqa: E402
 from rag import RAG, SourceText  # noqa: E402
 from rag.config import Settings  # noqa: E402
+from rag_platform.eval.datasets import load_beir  # noqa: E402
+from rag_platform.eval.metrics import ndcg_at_k  # noqa: E402
 
 DATA = REPO.parent / "shared" / "data" / "scifact"
 

@@ -266,14 +266,15 @@ def quality(home: Path | None = None) -> dict[str, Any]:
     `home`: a data home where this function's ingest of SciFact into collection `c` was stopped part-way
     (embedding the corpus takes long on loaded cores); the corpus is then the documents it holds, and the
     queries are those with a relevant document among them (the others' documents are distractors)."""
-    from rag_platform.eval.datasets import load_beir
-    from rag_platform.eval.metrics import ndcg_at_k
+    from sqlalchemy import select
+
     from rag.config import IndexSettings
     from rag.contextual import ChunkRow, sparse_texts
     from rag.retrieve import RetrievalRequest, retrieve
     from rag.store.ledger import Chunk, Document
     from rag.store.sparse import SparseIndex
-    from sqlalchemy import select
+    from rag_platform.eval.datasets import load_beir
+    from rag_platform.eval.metrics import ndcg_at_k
 
     data = load_beir(REPO.parent / "shared" / "data" / "scifact", "test")
     subset = home is not None

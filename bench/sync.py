@@ -36,11 +36,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from rag import RAG  # noqa: E402
+from rag.types import SourceText  # noqa: E402
 from rag_platform.eval.datasets import load_beir  # noqa: E402
 from rag_platform.ingest.sync import SyncReport, sync_paths  # noqa: E402
 from rag_platform.ingest.watch import watch_folders  # noqa: E402
-from rag import RAG  # noqa: E402
-from rag.types import SourceText  # noqa: E402
 
 SCIFACT = REPO.parent / "shared" / "data" / "scifact"
 DEFAULT_OUT = REPO / "bench" / "results" / "sync.json"

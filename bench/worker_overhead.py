@@ -24,10 +24,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from rag_platform.ingest.workers import close_pools, cores  # noqa: E402
 from rag import RAG  # noqa: E402
 from rag.config import EmbedderSettings, LimitsSettings, Settings  # noqa: E402
 from rag.embed import make_embedder  # noqa: E402
+from rag_platform.ingest.workers import close_pools, cores  # noqa: E402
 
 CORPUS = REPO.parent / "shared" / "data" / "scifact" / "corpus.jsonl"
 

@@ -25,10 +25,6 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from rag_platform.eval import runs
-from rag_platform.eval.datasets import QAData, QAItem
-from rag_platform.eval.finetune import FinetuneConfig, QAPair, chat_messages, corpus_pairs, finetune, training_record_hash
-from rag_platform.eval.scoring import score_closed, score_rag
 from rag.api import RAG
 from rag.config import LLMSettings, ProviderSettings
 from rag.errors import RagError
@@ -36,6 +32,17 @@ from rag.llm.base import GenerationParams, Message
 from rag.llm.local_model import DEFAULT_LOCAL_MODEL
 from rag.llm.providers import make_provider
 from rag.store.index import manifest_hash, read_manifest
+from rag_platform.eval import runs
+from rag_platform.eval.datasets import QAData, QAItem
+from rag_platform.eval.finetune import (
+    FinetuneConfig,
+    QAPair,
+    chat_messages,
+    corpus_pairs,
+    finetune,
+    training_record_hash,
+)
+from rag_platform.eval.scoring import score_closed, score_rag
 
 DEFAULT_ARMS = ("closed-base", "closed-ft", "rag-base", "rag-ft", "rag-extractive")
 FT_ARMS = {"closed-ft", "rag-ft"}

@@ -17,11 +17,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from sqlalchemy import select
 
-from rag_platform.eval import runs
 from rag.errors import RagError
 from rag.llm.base import GenerationParams, Message
 from rag.llm.providers import make_provider
 from rag.store.ledger import Chunk, EvalResult
+from rag_platform.eval import runs
 
 JUDGE_SYSTEM = (
     "You grade answers of a question-answering system. Reply with one JSON object and nothing else: "

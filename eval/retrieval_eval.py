@@ -14,11 +14,11 @@ from typing import Any
 from rich.console import Console
 from rich.progress import track
 
+from rag.api import RAG
+from rag.store.index import manifest_hash, read_manifest
 from rag_platform.eval import runs
 from rag_platform.eval.datasets import BeirData
 from rag_platform.eval.metrics import average_precision, dedupe, mrr_at_k, ndcg_at_k, precision_at_k, recall_at_k
-from rag.api import RAG
-from rag.store.index import manifest_hash, read_manifest
 
 METRICS = ("ndcg@10", "recall@10", "recall@100", "precision@10", "mrr@10", "map")
 

@@ -20,9 +20,9 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from rag_platform.eval.stats import paired_bootstrap
 from rag.errors import RagError
 from rag.store.ledger import EvalResult, EvalRun
+from rag_platform.eval.stats import paired_bootstrap
 
 # Higher is better for these; the report and diff use them in this order.
 QUALITY = ("em", "f1", "rouge_l", "citation_precision", "citation_recall", "supported_share", "groundedness",

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from rag_platform.eval.datasets import QAItem
-from rag_platform.eval.metrics import contains_answer, exact_match, rouge_l, token_f1
 from rag.cite import is_abstention, strip_markers
 from rag.llm.base import Completion
+from rag_platform.eval.datasets import QAItem
+from rag_platform.eval.metrics import contains_answer, exact_match, rouge_l, token_f1
 
 
 def cited_is_gold(answer: Any, n: int, item: QAItem) -> bool:

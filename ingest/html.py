@@ -9,9 +9,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
+from rag.errors import LoaderError
 from rag_platform.ingest.office import TABLE, Block, Extracted, looks_binary, sections_by_heading
 from rag_platform.ingest.tables import table_sections
-from rag.errors import LoaderError
 
 _BOILERPLATE = ["script", "style", "noscript", "template", "nav", "aside", "footer"]
 

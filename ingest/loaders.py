@@ -22,12 +22,12 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-from rag_platform.ingest import html, office
-from rag_platform.ingest import limits as file_limits
-from rag_platform.ingest.office import Block, Extracted
 from rag.config import LimitsSettings, OcrSettings
 from rag.errors import LoaderError
 from rag.types import ParsedDocument, Segment
+from rag_platform.ingest import html, office
+from rag_platform.ingest import limits as file_limits
+from rag_platform.ingest.office import Block, Extracted
 
 Loader = Callable[..., ParsedDocument]
 """(data, source, ocr: OcrSettings | None = None) -> ParsedDocument"""

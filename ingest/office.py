@@ -16,10 +16,10 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from rag_platform.ingest.limits import bounded_rows
-from rag_platform.ingest.tables import ROW, TableSection, cell_text, pdf_row_sections, pdf_tables, table_sections
 from rag.config import OcrSettings
 from rag.errors import LoaderError
+from rag_platform.ingest.limits import bounded_rows
+from rag_platform.ingest.tables import ROW, TableSection, cell_text, pdf_row_sections, pdf_tables, table_sections
 
 log = logging.getLogger(__name__)
 

@@ -23,13 +23,13 @@ from typing import Any
 
 import numpy as np
 
-from rag.report import IngestReport, Progress
-from rag_platform.ingest.run import LocalIngestor
-from rag_platform.ingest.sources import Item
 from rag.config import ChunkingSettings, EmbedderSettings, Settings
 from rag.contextual import index_text
 from rag.errors import ConfigError, DependencyMissingError, LoaderError, RagError
+from rag.report import IngestReport, Progress
 from rag.store.local import DocumentWrite, text_hash
+from rag_platform.ingest.run import LocalIngestor
+from rag_platform.ingest.sources import Item
 
 
 def _ray() -> Any:
@@ -59,8 +59,8 @@ class ChunkEmbed:
     def __init__(self, embedder: dict[str, Any], chunking: dict[str, Any], threads: int = 1) -> None:
         import torch
 
-        from rag_platform.ingest.chunking import Chunker
         from rag.embed import make_embedder
+        from rag_platform.ingest.chunking import Chunker
 
         torch.set_num_threads(max(1, threads))  # N actors share the machine's cores
         self.embedder = make_embedder(EmbedderSettings(**embedder))

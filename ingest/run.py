@@ -19,19 +19,19 @@ from typing import Any
 import numpy as np
 from sqlalchemy import insert
 
-from rag_platform.ingest.chunking import Chunker
-from rag.report import FileResult, IngestReport, NullProgress, Progress
-from rag_platform.ingest.sources import Item, TextItem, discover, under_roots
-from rag_platform.ingest.workers import FileLoading, Pending
 from rag.config import Settings
 from rag.contextual import index_text
 from rag.errors import LoaderError, RagError
 from rag.priority import pause_for_searches
+from rag.report import FileResult, IngestReport, NullProgress, Progress
 from rag.store.base import Store
 from rag.store.index import read_manifest
 from rag.store.ledger import IngestFile, IngestRun
 from rag.store.local import DocumentWrite, text_hash
 from rag.types import SourceText
+from rag_platform.ingest.chunking import Chunker
+from rag_platform.ingest.sources import Item, TextItem, discover, under_roots
+from rag_platform.ingest.workers import FileLoading, Pending
 
 log = logging.getLogger(__name__)
 EMBED_SLICE = 64  # texts per encode call: searches in this process may run between slices

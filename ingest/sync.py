@@ -29,9 +29,9 @@ from typing import Any
 from sqlalchemy import delete, select, update
 
 from rag.report import IngestReport, NullProgress, Progress
+from rag.store.ledger import AnswerCache, Document
 from rag_platform.ingest.run import LocalIngestor
 from rag_platform.ingest.sources import FileItem, discover, under_roots
-from rag.store.ledger import AnswerCache, Document
 
 FULL_REBUILD_NOTE = "index rebuilt in full (an index from an older version, or changed index settings)"
 """Shown after a sync that rebuilt the whole index; a usual change only adds a small segment (rag.store.live)."""

@@ -36,10 +36,10 @@ from pathlib import Path
 from typing import IO, Any
 
 import rag_platform
-from rag_platform.ingest.sources import FileItem, Item
-from rag_platform.ingest.worker import Loaded, load_captured, memory_reason
 from rag.config import LimitsSettings, OcrSettings
 from rag.errors import LoaderError, RagError
+from rag_platform.ingest.sources import FileItem, Item
+from rag_platform.ingest.worker import Loaded, load_captured, memory_reason
 
 log = logging.getLogger(__name__)
 RECYCLE_RSS_MB = 1024  # a worker left this large by one file is replaced, returning the memory

@@ -16,9 +16,9 @@ from typing import Any
 
 import uvicorn
 
-from rag_platform.apps.api.auth import create_key
 from rag import RAG
 from rag.config import LLMSettings, ProviderSettings, Settings
+from rag_platform.apps.api.auth import create_key
 
 
 def free_port() -> int:

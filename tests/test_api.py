@@ -16,11 +16,11 @@ import pytest
 pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient
 
+from rag import RAG
+from rag.config import LLMSettings, ProviderSettings, Settings
 from rag_platform.apps.api.app import create_app
 from rag_platform.apps.api.auth import create_key
 from rag_platform.apps.api.limits import ApiSettings, sanitize_filename
-from rag import RAG
-from rag.config import LLMSettings, ProviderSettings, Settings
 
 REPO = Path(__file__).resolve().parents[1]
 FUSION = ("# Fusion\n\nReciprocal rank fusion merges the dense and BM25 rankings. Each passage scores "

@@ -13,10 +13,10 @@ import pytest
 
 pytest.importorskip("fastapi")
 
-from rag_platform.apps.api.app import create_app
-from rag_platform.apps.api.limits import ApiSettings
 from rag import RAG
 from rag.config import LLMSettings, ProviderSettings, Settings
+from rag_platform.apps.api.app import create_app
+from rag_platform.apps.api.limits import ApiSettings
 from tests.live_api import LiveServer, key
 
 ALPHA = "# Alpha\n\nThe alpha turbine is serviced every spring by the harbour crew.\n"

@@ -12,13 +12,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from llm_server import llm_server_fixture  # noqa: E402,F401 - registers `llm_server`
 
-from rag_platform.apps.api.limits import ApiSettings  # noqa: E402
-from rag_platform.apps.ui import uploads  # noqa: E402
-from rag_platform.apps.ui.format import citation_cards, highlight, hit_rows  # noqa: E402
-from rag_platform.apps.rewrite import is_followup, rewrite_followup, rewrite_with_llm, topic  # noqa: E402
-from rag_platform.apps.ui.session import user_message  # noqa: E402
 from rag.config import LLMSettings, ProviderSettings, Settings  # noqa: E402
 from rag.errors import NotFoundError  # noqa: E402
+from rag_platform.apps.api.limits import ApiSettings  # noqa: E402
+from rag_platform.apps.rewrite import is_followup, rewrite_followup, rewrite_with_llm, topic  # noqa: E402
+from rag_platform.apps.ui import uploads  # noqa: E402
+from rag_platform.apps.ui.format import citation_cards, highlight, hit_rows  # noqa: E402
+from rag_platform.apps.ui.session import user_message  # noqa: E402
 
 FUSION = ("# Fusion\n\nReciprocal rank fusion merges the dense and BM25 rankings. Each passage scores one over "
           "sixty plus its rank in each list, and the sums are sorted.\n")
@@ -179,8 +179,8 @@ def test_rag_app_runs_streamlit_headless_without_telemetry() -> None:
 def test_answer_meta_counts_retries_instead_of_repeating_them() -> None:
     from types import SimpleNamespace
 
-    from rag_platform.apps.ui.format import answer_meta
     from rag.llm.fallback import Attempt
+    from rag_platform.apps.ui.format import answer_meta
 
     tries = [Attempt("oa", False, 0.1, "oa: connection failed: refused") for _ in range(3)]
     answer = SimpleNamespace(provider="extractive", model="extractive", latency_s=0.2, ttft_s=None, tokens_in=1,

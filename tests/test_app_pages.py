@@ -157,8 +157,8 @@ def test_search_shows_each_retrievers_rank_and_score(kb: Path) -> None:
 
 def _stored_runs(home: Path, embedder: Any) -> tuple[int, int]:
     """Two small answer-evaluation runs in the ledger, as `rag eval compare` stores them."""
-    from rag_platform.eval import runs
     from rag import RAG
+    from rag_platform.eval import runs
 
     sessions = RAG.open(home, embedder=embedder).store.sessions
     ids = []

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from rag_platform.ingest.chunking import Chunker, split_token_windows
 from rag.config import ChunkingSettings
 from rag.types import ParsedDocument, Segment
+from rag_platform.ingest.chunking import Chunker, split_token_windows
 
 SENTENCE = "Hybrid retrieval fuses sparse and dense rankings to recover passages either would miss. "
 

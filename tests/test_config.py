@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+
 from rag.config import Settings
 from rag.errors import ConfigError
 

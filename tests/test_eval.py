@@ -81,8 +81,8 @@ def test_split_is_disjoint_and_marks_unanswerable() -> None:
 
 
 def test_adapter_trained_on_an_evaluated_question_is_refused(tmp_path: Path) -> None:
-    from rag_platform.eval.harness import Split, _check_adapter
     from rag.errors import RagError
+    from rag_platform.eval.harness import Split, _check_adapter
 
     (tmp_path / "training.json").write_text(json.dumps({"split": {"train_ids": ["q1"], "val_ids": []}}))
     _check_adapter(tmp_path, Split([], [ITEMS[1]]))
@@ -103,9 +103,9 @@ def eval_home(tmp_path_factory: pytest.TempPathFactory) -> Any:
 @pytest.fixture(scope="session")
 def tiny_runs(eval_home: Path, embedder: Any) -> dict[str, Any]:
     """Run 1 stopped after 2 questions and resumed; run 2 reuses run 1's adapter."""
+    from rag import RAG
     from rag_platform.eval.finetune import FinetuneConfig
     from rag_platform.eval.harness import CompareConfig, compare
-    from rag import RAG
 
     rag = RAG.open(eval_home, embedder=embedder)
     cfg = CompareConfig(questions=3, train=3, arms=ARMS, max_tokens=8, collection="tiny", dataset="tiny",
@@ -205,9 +205,9 @@ def test_cli_list_show_diff(tiny_runs: dict[str, Any]) -> None:
 
 
 def test_retrieval_run_on_a_tiny_beir_set(eval_home: Path, embedder: Any) -> None:
+    from rag import RAG
     from rag_platform.eval.datasets import BeirData
     from rag_platform.eval.retrieval_eval import evaluate_retrieval
-    from rag import RAG
 
     data = BeirData(corpus={pid: (t, text) for pid, (t, text) in PASSAGES.items()},
                     queries={"a": "Who made the Python language?", "b": "red planet"},
@@ -224,17 +224,17 @@ def test_retrieval_run_on_a_tiny_beir_set(eval_home: Path, embedder: Any) -> Non
 
 
 def test_unknown_arm_is_refused_before_any_work(tmp_path: Path, embedder: Any) -> None:
-    from rag_platform.eval.harness import CompareConfig, compare
     from rag import RAG
     from rag.errors import RagError
+    from rag_platform.eval.harness import CompareConfig, compare
 
     with pytest.raises(RagError, match="unknown arm 'rag-nope'"):
         compare(RAG.open(tmp_path / "h", embedder=embedder), DATA, CompareConfig(arms=("rag-nope",)))
 
 
 def test_reused_collection_loses_the_passages_of_unanswerable_questions(rag) -> None:
-    from rag_platform.eval.harness import _drop_passages
     from rag.types import SourceText
+    from rag_platform.eval.harness import _drop_passages
 
     rag.ingest_texts([SourceText(source=s, text=f"Passage {s} about topic {s}.") for s in ("p1", "p2", "p3")],
                      collection="qa")
@@ -244,8 +244,8 @@ def test_reused_collection_loses_the_passages_of_unanswerable_questions(rag) -> 
 
 
 def test_jsonl_qa_format_and_its_errors(tmp_path) -> None:
-    from rag_platform.eval.datasets import load_qa_jsonl
     from rag.errors import RagError
+    from rag_platform.eval.datasets import load_qa_jsonl
 
     qa = tmp_path / "qa.jsonl"
     qa.write_text('{"id": "a", "question": "Who?", "answers": ["Ada"], "relevant": ["doc1", "doc2"]}\n'

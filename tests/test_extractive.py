@@ -195,10 +195,10 @@ def test_a_verbatim_quote_is_supported_without_embedding() -> None:
 
 
 def test_cli_and_app_show_abstentions_and_low_confidence_as_such() -> None:
+    from rag.answer import Answer
     from rag_platform.apps.cli import console
     from rag_platform.apps.output import Paths, print_answer_details
     from rag_platform.apps.ui.format import answer_meta
-    from rag.answer import Answer
 
     abstained = Answer("q?", NO_ANSWER, [], [], "ex", "extractive", groundedness=None, abstained=True)
     unsure = Answer("q?", f"{LOW_CONFIDENCE} A quote. [1]", [], [], "ex", "extractive", groundedness=1.0,

@@ -12,10 +12,10 @@ import pytest
 from fuzz_mutants import mutants
 from sqlalchemy import func, select
 
-from rag_platform.ingest.workers import LoaderPool
 from rag import RAG
 from rag.config import LimitsSettings, Settings
 from rag.store.ledger import Document
+from rag_platform.ingest.workers import LoaderPool
 
 DOCS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "docs"
 SOURCES = sorted(DOCS.iterdir())

@@ -29,13 +29,13 @@ def test_prompt_quotes_numbered_sources() -> None:
 
 def test_judge_run_scores_stored_answers_and_resumes(rag, llm_server: LLMServer) -> None:
     pytest.importorskip("openai")
+    from rag.config import ProviderSettings
+    from rag.errors import RagError
+    from rag.types import SourceText
     from rag_platform.eval import runs
     from rag_platform.eval.datasets import QAItem
     from rag_platform.eval.judge import judge_run
     from rag_platform.eval.scoring import score_rag
-    from rag.config import ProviderSettings
-    from rag.errors import RagError
-    from rag.types import SourceText
 
     rag.ingest_texts([SourceText(source="p1", text="Ada Lovelace wrote the first program in 1843."),
                       SourceText(source="p2", text="Roses need full sun and regular watering.")], collection="qa")

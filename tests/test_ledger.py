@@ -32,6 +32,7 @@ def test_downgrade_to_base_and_back(tmp_path: Path) -> None:
     engine = make_engine(f"sqlite:///{tmp_path / 'd.db'}")
     upgrade(engine)
     from alembic import command
+
     from rag.store.db import alembic_config
 
     cfg = alembic_config(str(engine.url))

@@ -19,10 +19,10 @@ from hostile_files import (
     xlsx_with_cells,
 )
 
-from rag_platform.ingest.limits import _xml_depth
-from rag_platform.ingest.loaders import load_file
 from rag.config import LimitsSettings
 from rag.errors import LoaderError
+from rag_platform.ingest.limits import _xml_depth
+from rag_platform.ingest.loaders import load_file
 
 DOCS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "docs"
 MAX = 50 << 20

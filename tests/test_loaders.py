@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from rag_platform.ingest.loaders import SUPPORTED_SUFFIXES, load_bytes, load_file, media_type_for
 from rag.errors import LoaderError
 from rag.types import ParsedDocument
+from rag_platform.ingest.loaders import SUPPORTED_SUFFIXES, load_bytes, load_file, media_type_for
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = REPO.parent / "shared" / "data" / "docs"

@@ -20,10 +20,10 @@ from mcp.client import Client  # noqa: E402
 from mcp.client.stdio import stdio_client  # noqa: E402
 from mcp.client.streamable_http import streamable_http_client  # noqa: E402
 
+from rag import RagError  # noqa: E402
 from rag_platform.apps.api.app import create_app  # noqa: E402
 from rag_platform.apps.api.limits import ApiSettings  # noqa: E402
 from rag_platform.apps.mcp.server import LOCAL_WRITER, ServerOptions, build_server  # noqa: E402
-from rag import RagError  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 TOOLS = {"search", "ask", "list_collections", "list_documents", "ingest"}

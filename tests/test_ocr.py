@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from rag_platform.ingest.loaders import SUPPORTED_SUFFIXES, load_file
-from rag_platform.ingest.ocr import ocr_confidence, ocr_note, read_images
 from rag.config import OcrSettings
 from rag.errors import LoaderError
+from rag_platform.ingest.loaders import SUPPORTED_SUFFIXES, load_file
+from rag_platform.ingest.ocr import ocr_confidence, ocr_note, read_images
 
 pytest.importorskip("rapidocr_onnxruntime")
 MB = 1 << 20

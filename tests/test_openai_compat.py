@@ -12,9 +12,9 @@ openai = pytest.importorskip("openai")
 from live_api import FIRST, LiveServer, key, open_rag  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 
+from rag.store.ledger import QueryLog  # noqa: E402
 from rag_platform.apps.api.app import create_app  # noqa: E402
 from rag_platform.apps.api.limits import ApiSettings  # noqa: E402
-from rag.store.ledger import QueryLog  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -15,14 +15,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import DelegatingEmbedder
 from sqlalchemy import text
 
-from conftest import DelegatingEmbedder
-from rag_platform.eval.datasets import load_beir
-from rag_platform.eval.metrics import ndcg_at_k
 from rag import RAG, SourceText
 from rag.config import Settings
 from rag.filters import Filters
+from rag_platform.eval.datasets import load_beir
+from rag_platform.eval.metrics import ndcg_at_k
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "scifact"
 N_QUERIES = 40

@@ -36,10 +36,10 @@ def test_store_is_picked_by_database_url() -> None:
 
 
 def test_migrations_on_postgres_match_models(pg_url) -> None:
+    from alembic import command
     from alembic.autogenerate import compare_metadata
     from alembic.runtime.migration import MigrationContext
 
-    from alembic import command
     from rag.store.db import alembic_config, current_revision, head_revision, make_engine, open_engine
     from rag.store.ledger import Base
     from rag.store.pg_schema import include_object

@@ -90,9 +90,9 @@ def test_listing_names_imports_no_provider_sdk() -> None:
 
 
 def test_ingestion_engines_satisfy_the_ingestor_protocol() -> None:
+    from rag.protocols import Ingestor
     from rag_platform.ingest.ray_engine import RayIngestor
     from rag_platform.ingest.run import LocalIngestor
-    from rag.protocols import Ingestor
 
     assert issubclass(LocalIngestor, Ingestor) and issubclass(RayIngestor, Ingestor)
 

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from rag import RAG
+from rag.store.ledger import Document, IngestFile
 from rag_platform.ingest.sources import under_roots
 from rag_platform.ingest.sync import FULL_REBUILD_NOTE, sync_paths
 from rag_platform.ingest.watch import Settle, is_temporary, watch_folders
-from rag import RAG
-from rag.store.ledger import Document, IngestFile
 from tests.test_ingest import ALPHA, BETA, GAMMA, assert_consistent, write
 
 DELTA = "# Delta\n\nDelta is the on-call rota: the pager rotates every Monday at nine.\n"

@@ -11,11 +11,11 @@ import pytest
 pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient
 
+from rag.errors import ConfigError
 from rag_platform.apps import uploads
 from rag_platform.apps.api.app import create_app
 from rag_platform.apps.api.auth import create_key
 from rag_platform.apps.api.state import AppState
-from rag.errors import ConfigError
 
 DOC = "# Fusion\n\nReciprocal rank fusion merges the dense and BM25 rankings of the passages.\n"
 

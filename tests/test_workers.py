@@ -18,10 +18,10 @@ from hostile_files import (
 )
 from sqlalchemy import select
 
-from rag_platform.ingest.workers import LoaderPool
 from rag import RAG
 from rag.config import LimitsSettings, Settings
 from rag.store.ledger import IngestFile
+from rag_platform.ingest.workers import LoaderPool
 
 DOCS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "docs"
 MAX = 50 << 20

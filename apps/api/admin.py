@@ -16,11 +16,11 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import select, text
 
-from rag_platform.apps.api.auth import KeyInfo, create_key, list_keys, revoke_key
-from rag_platform.apps.api.state import Key, State
 from rag import RagError
 from rag.errors import NotFoundError
 from rag.store.ledger import EvalRun
+from rag_platform.apps.api.auth import KeyInfo, create_key, list_keys, revoke_key
+from rag_platform.apps.api.state import Key, State
 
 log = logging.getLogger("rag.api")
 ops_router = APIRouter(tags=["ops"])

@@ -30,6 +30,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from rag import RAG, RagError, Settings
+from rag.batching import for_serving
+from rag.errors import ConfigError, DependencyMissingError, IndexMismatchError, NotFoundError
 from rag_platform.apps.api.admin import eval_router, keys_router, ops_router
 from rag_platform.apps.api.auth import Authenticator
 from rag_platform.apps.api.collections import collections_router, documents_router
@@ -42,9 +45,6 @@ from rag_platform.apps.api.query import query_router
 from rag_platform.apps.api.state import AppState
 from rag_platform.apps.api.watches import FolderWatches, watch_router
 from rag_platform.apps.mcp import mount_mcp
-from rag import RAG, RagError, Settings
-from rag.batching import for_serving
-from rag.errors import ConfigError, DependencyMissingError, IndexMismatchError, NotFoundError
 
 log = logging.getLogger("rag.api")
 STATUS: list[tuple[type[RagError], int]] = [(NotFoundError, 404), (ConfigError, 400), (IndexMismatchError, 409),

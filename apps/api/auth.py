@@ -19,9 +19,9 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from rag_platform.apps.api.limits import ApiError
 from rag.errors import ConfigError, NotFoundError
 from rag.store.ledger import ApiKey, utcnow
+from rag_platform.apps.api.limits import ApiError
 
 ROLES: dict[str, int] = {"read": 0, "write": 1, "admin": 2}
 ALL = "*"

@@ -14,11 +14,11 @@ from fastapi import APIRouter, File, UploadFile
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
+from rag.errors import NotFoundError
+from rag.store.ledger import Collection
 from rag_platform.apps import uploads
 from rag_platform.apps.api.state import CollectionAdmin, Key, Reader, State, Writer
 from rag_platform.apps.uploads import ApiError, save_uploads
-from rag.errors import NotFoundError
-from rag.store.ledger import Collection
 
 collections_router = APIRouter(tags=["collections"])
 documents_router = APIRouter(tags=["documents"])

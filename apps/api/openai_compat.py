@@ -30,16 +30,16 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import select
 
+from rag import Answer, AnswerStream, RagError
+from rag.errors import ConfigError, DependencyMissingError, IndexMismatchError, NotFoundError
+from rag.llm.base import ProviderError
+from rag.store.ledger import Collection
 from rag_platform.apps.answer_view import answer_extension
 from rag_platform.apps.api.auth import KeyInfo
 from rag_platform.apps.api.public import error_type
 from rag_platform.apps.api.state import AppState, Key, State
 from rag_platform.apps.rewrite import standalone_question
 from rag_platform.apps.uploads import ApiError
-from rag import Answer, AnswerStream, RagError
-from rag.errors import ConfigError, DependencyMissingError, IndexMismatchError, NotFoundError
-from rag.llm.base import ProviderError
-from rag.store.ledger import Collection
 
 log = logging.getLogger("rag.api.openai")
 EXTENSION = "rag"

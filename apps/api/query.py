@@ -19,9 +19,9 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
+from rag import AnswerStream, Filters, RagError
 from rag_platform.apps.api.public import error_type
 from rag_platform.apps.api.state import AppState, Reader, State
-from rag import AnswerStream, Filters, RagError
 
 log = logging.getLogger("rag.api")
 query_router = APIRouter(tags=["query"])

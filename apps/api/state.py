@@ -22,18 +22,18 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, Header, Request
 
+from rag import RAG
 from rag_platform.apps.api.auth import Authenticator, KeyInfo
 from rag_platform.apps.api.limits import RateLimiter
 from rag_platform.apps.api.public import public, public_path
 from rag_platform.apps.uploads import ApiSettings, uploads_root
-from rag import RAG
 
 if TYPE_CHECKING:  # these modules import this one for its dependencies
+    from rag.store.base import Store
     from rag_platform.apps.api.jobs import JobRunner
     from rag_platform.apps.api.metrics import ApiMetrics
     from rag_platform.apps.api.openai_compat import ChatSettings
     from rag_platform.apps.api.watches import FolderWatches
-    from rag.store.base import Store
 
 
 @dataclass

@@ -30,9 +30,9 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
+from rag.errors import NotFoundError
 from rag_platform.apps.api.state import Key, Reader, State
 from rag_platform.apps.uploads import ApiError
-from rag.errors import NotFoundError
 
 log = logging.getLogger("rag.api.watches")
 

@@ -18,10 +18,10 @@ import anyio
 from fastapi import FastAPI
 from starlette.routing import Route
 
+from rag import RAG
 from rag_platform.apps.api.auth import Authenticator, KeyInfo
 from rag_platform.apps.api.limits import ApiError, RateLimiter
 from rag_platform.apps.mcp.settings import McpSettings
-from rag import RAG
 
 LOCAL_HOSTS = ["127.0.0.1:*", "localhost:*", "[::1]:*"]
 

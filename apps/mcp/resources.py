@@ -6,10 +6,10 @@ import json
 
 from sqlalchemy import select
 
-from rag_platform.apps.answer_view import chunk_uri
 from rag import RAG
 from rag.errors import NotFoundError
 from rag.store.ledger import Chunk, Document
+from rag_platform.apps.answer_view import chunk_uri
 
 
 def read_chunk(rag: RAG, collection: str, document_id: int, chunk_id: int) -> str:

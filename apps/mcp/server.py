@@ -24,11 +24,11 @@ from mcp.server.mcpserver.exceptions import ResourceError, ToolError
 from mcp_types import ToolAnnotations
 from pydantic import BaseModel, Field
 
+from rag import RAG, Filters, RagError
+from rag.types import SourceText
 from rag_platform.apps.answer_view import answer_extension, chunk_uri, hit_json
 from rag_platform.apps.api.auth import KeyInfo
 from rag_platform.apps.api.limits import ApiError
-from rag import RAG, Filters, RagError
-from rag.types import SourceText
 
 LOCAL_READER = KeyInfo(0, "local", "local", "read", ("*",))
 LOCAL_WRITER = KeyInfo(0, "local", "local", "admin", ("*",))  # `rag mcp --allow-write`: may create collections

@@ -12,8 +12,8 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from rag_platform.ingest.ocr import ocr_note
 from rag.types import Hit
+from rag_platform.ingest.ocr import ocr_note
 
 
 def display_name(source: str, names: dict[str, str] | None = None) -> str:

@@ -16,9 +16,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from rag_platform.apps.uploads import ApiError, ApiSettings, delete_collection, delete_document, save_uploads, upload_folder
 from rag import IngestReport
 from rag.errors import ConfigError, NotFoundError, RagError
+from rag_platform.apps.uploads import (
+    ApiError,
+    ApiSettings,
+    delete_collection,
+    delete_document,
+    save_uploads,
+    upload_folder,
+)
 
 __all__ = ["CallbackProgress", "UploadRefused", "Uploaded", "accepted_caption", "create_collection",
            "delete_collection", "delete_document", "document_label", "document_rows", "reingest_document",

@@ -9,9 +9,9 @@ from typing import Any
 
 import streamlit as st
 
+from rag import RAG, Answer
 from rag_platform.apps.ui.format import citation_cards
 from rag_platform.apps.ui.session import open_rag, user_message
-from rag import RAG, Answer
 
 COLLECTION = "collection"  # session key of the collection the pages work on
 

