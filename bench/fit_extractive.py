@@ -42,6 +42,7 @@ import numpy as np  # noqa: E402
 from rag import RAG, Settings  # noqa: E402
 from rag.config import LLMSettings, ProviderSettings  # noqa: E402
 from rag.llm.evidence import FEATURES, candidates, features  # noqa: E402
+from rag.llm.extractive import CODE_VERSION  # noqa: E402
 from rag_platform.eval.datasets import QAItem, load_squad  # noqa: E402
 from rag_platform.eval.metrics import contains_answer  # noqa: E402
 
@@ -122,11 +123,8 @@ def main() -> None:
 
     passages, items = split_articles(DATA, 1, 12)
     questions, gone = make_questions(passages, items, args.questions, args.removed, args.seed)
-    import rag.llm.evidence as evidence
-    import rag.text as text
-    code = hashlib.sha256(Path(evidence.__file__).read_bytes() + Path(text.__file__).read_bytes()).hexdigest()[:8]
-    # features depend on the code that computes them (and MAX_EMBED in it): a change means new features
-    cache = args.home / f"features-{args.seed}-{args.questions}-{args.removed}-{args.k}-{code}.npz"
+    # features depend on the code that computes them (MAX_EMBED too): the answerer's code hash keys the cache
+    cache = args.home / f"features-{args.seed}-{args.questions}-{args.removed}-{args.k}-{CODE_VERSION}.npz"
     args.home.mkdir(parents=True, exist_ok=True)
     providers = [ProviderSettings(name="extractive", kind="extractive")]
     rag = RAG.open(settings=Settings(home=args.home, llm=LLMSettings(providers=providers)))
