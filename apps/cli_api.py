@@ -98,4 +98,6 @@ def serve(
         raise typer.Exit(2) from None
     if home:
         os.environ["RAG_HOME"] = str(home)
-    uvicorn.run("rag_platform.apps.api.app:create_app", factory=True, host=host, port=port, log_level=log_level, workers=1)
+    keep_alive = Settings().serving.keep_alive_s
+    uvicorn.run("rag_platform.apps.api.app:create_app", factory=True, host=host, port=port, log_level=log_level,
+                workers=1, timeout_keep_alive=keep_alive)

@@ -81,8 +81,8 @@ def _start_server(home: Path, port: int) -> subprocess.Popen[bytes]:
     env = {**os.environ, "RAG_HOME": str(home), "PYTHONPATH": str(REPO), "TOKENIZERS_PARALLELISM": "false",
            "RAG_LLM__PROVIDERS": '[{"name":"extractive","kind":"extractive"}]',
            "RAG_API__RATE_PER_S": "1000000", "RAG_API__BURST": "1000000"}
-    cmd = [sys.executable, "-m", "uvicorn", "rag_platform.apps.api.app:create_app", "--factory", "--host", "127.0.0.1",
-           "--port", str(port), "--log-level", "warning", "--no-access-log"]
+    cmd = [sys.executable, "-m", "rag_platform.apps.cli", "serve", "--host", "127.0.0.1",  # what users run
+           "--port", str(port), "--log-level", "warning"]
     return subprocess.Popen(cmd, env=env, cwd=home.parent, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 

@@ -7,7 +7,7 @@ In one run, only on 127.0.0.1:
 2. measures the bare fp32 model encoding distinct SciFact queries in batches of 64 (queries/s): the rate
    the model allows, the yardstick of the issue (target: HTTP searches/s >= 0.5x of it);
 3. for each server config (`before`: fp32, `RAG_SERVING__BATCH_QUERIES=false`; `after`: the default
-   embedder with batching): starts `uvicorn apps.api.app:create_app --factory` (1 worker), then
+   embedder with batching): starts `rag serve` (uvicorn, 1 worker), then
    one client for `--single-seconds` (p50: "a single client's p50 no worse than today"), then
    `--clients` concurrent clients for `--seconds`. Every query is distinct (a SciFact claim plus a
    counter), so no cache ever hits. Errors must be 0.
@@ -131,8 +131,8 @@ async def _serve(home: Path, name: str, cfg: dict[str, Any], key: str, queries: 
     port = _free_port()
     env = {**os.environ, "RAG_HOME": str(home), "PYTHONPATH": str(REPO), "RAG_EMBEDDER__BACKEND": cfg["backend"],
            "RAG_API__RATE_PER_S": "1000000", "RAG_API__BURST": "1000000", **cfg["env"]}
-    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "rag_platform.apps.api.app:create_app", "--factory", "--host",
-                             "127.0.0.1", "--port", str(port), "--log-level", "warning", "--no-access-log"],
+    proc = subprocess.Popen([sys.executable, "-m", "rag_platform.apps.cli", "serve", "--host",  # what users run
+                             "127.0.0.1", "--port", str(port), "--log-level", "warning"],
                             env=env, cwd=home.parent, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     base, coll = f"http://127.0.0.1:{port}", _coll(cfg["backend"])
     try:

@@ -34,7 +34,8 @@ class EmbedderSettings(BaseModel):
     """Which model turns text into vectors, and how."""
 
     model: str = Field(DEFAULT_EMBEDDER, description="Hub name or local path.")
-    backend: str = Field("sentence-transformers", description="Registry name of the Embedder.")
+    backend: str = Field("int8", description="Registry name of the Embedder: int8 (default: the model quantized "
+                         "here, 2.5-2.8x fp32 on AVX-512 VNNI CPUs, 1.6x on AVX2) or sentence-transformers (fp32).")
     batch_size: int = Field(64, ge=1)
     device: str = "cpu"
     query_cache: int = Field(1024, ge=0, description="Query vectors kept in an LRU cache (0: off).")
@@ -253,6 +254,9 @@ class ServingSettings(BaseModel):
     query_batch_max: int = Field(64, ge=1, description="Most queries encoded in one model call.")
     model_concurrency: int = Field(0, ge=0, description="Model calls (embedding) running at once; "
                                    "0: cores / threads per call, i.e. 1 when each call uses every core.")
+    keep_alive_s: float = Field(75.0, gt=0, description="How long `rag serve` keeps an idle HTTP connection "
+                                "open. Longer than clients' own idle limit (httpx 5 s), so a client never "
+                                "reuses a connection at the moment the server closes it (a ReadError).")
 
 
 def config_path() -> Path:

@@ -187,6 +187,22 @@ def _curl(line: str, port: int, key: str) -> Any:
     return httpx.request(method, url, headers=headers, content=data, files=files or None, timeout=120)
 
 
+def _idle_connection_is_kept(port: int) -> None:
+    """`rag serve` keeps an idle connection past a client's own 5 s idle limit (uvicorn closes at 5 s by
+    default), so a client reusing its pooled connection never races the server's close (a ReadError)."""
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request("GET", "/healthz")
+    assert conn.getresponse().read() and conn.sock is not None
+    sock = conn.sock
+    time.sleep(6.5)
+    conn.request("GET", "/healthz")
+    reply = conn.getresponse()
+    assert reply.status == 200 and conn.sock is sock, "the server closed an idle keep-alive connection"
+    conn.close()
+
+
 def test_readme_http_api_block_runs(tmp_path: Path) -> None:
     pytest.importorskip("fastapi")
     block = next(b for b in bash_blocks() if "rag serve --port 8000 &" in b)
@@ -213,6 +229,7 @@ def test_readme_http_api_block_runs(tmp_path: Path) -> None:
                 pass
             assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "serve.log").read_text()[-3000:]
             time.sleep(0.3)
+        _idle_connection_is_kept(port)
         curls = lines[3:]
         assert len(curls) == 4 and all(c.startswith("curl") for c in curls)
         assert _curl(curls[0], port, key).status_code == 201
