@@ -71,7 +71,7 @@ def test_store_protocol_exposes_a_ledger_not_sessions(rag: RAG) -> None:
 
 
 def _two_documents(rag: RAG) -> None:
-    rag.ingest_texts([SourceText(source="b.txt", text="Beta handles login for every user of the system. " * 80, title="Beta"),
+    rag.ingest_texts([SourceText(source="b.txt", text="Beta handles login for every user. " * 110, title="Beta"),
                       SourceText(source="a.txt", text="Alpha handles billing.", metadata={"tags": ["x"]})],
                      collection="c")
 
@@ -164,7 +164,8 @@ def exercise_records(ledger: Ledger) -> None:
     key = ledger.add_api_key(name="k", prefix="abcd", key_hash="h" * 64, role="read", collections=["c", "d"])
     other = ledger.add_api_key(name="", prefix="ffff", key_hash="g" * 64, role="admin", collections=["*"])
     assert key.collections == ("c", "d") and key.revoked_at is None and key.created_at is not None
-    assert [k.id for k in ledger.api_keys()] == [key.id, other.id] and [k.id for k in ledger.api_keys("abcd")] == [key.id]
+    assert [k.id for k in ledger.api_keys()] == [key.id, other.id]
+    assert [k.id for k in ledger.api_keys("abcd")] == [key.id]
     ledger.touch_api_key(key.id)
     assert ledger.api_keys("abcd")[0].last_used_at is not None
     revoked = ledger.revoke_api_key(key.id)
