@@ -14,6 +14,7 @@ from typing import Any, Literal
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
+
 from rag import RagError
 from rag.errors import NotFoundError
 from rag.types import EvalRunInfo
