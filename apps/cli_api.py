@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from rag import RagError, Settings
+from rag.protocols import Ledger
 
 keys_app = typer.Typer(help="API keys for the HTTP API (stored hashed; shown once).", no_args_is_help=True)
 console = Console()
@@ -23,14 +24,14 @@ err = Console(stderr=True)
 HomeOpt = Annotated[Path | None, typer.Option("--home", envvar="RAG_HOME", help="Data home folder.")]
 
 
-def _sessions(home: Path | None, *, create: bool = True):  # type: ignore[no-untyped-def]
+def _ledger(home: Path | None, *, create: bool = True) -> Ledger:
     from rag.api import require_home
-    from rag.store.db import open_engine, session_factory
+    from rag.store.base import open_ledger
 
     settings = Settings(home=home) if home else Settings()
     if not create:
         require_home(settings)  # listing never creates a data home
-    return session_factory(open_engine(settings.database_url))
+    return open_ledger(settings)
 
 
 @keys_app.command("create")
@@ -45,7 +46,7 @@ def keys_create(
     from rag_platform.apps.api.auth import create_key
 
     try:
-        info, raw = create_key(_sessions(home), collections=collection, role=role, name=name)
+        info, raw = create_key(_ledger(home), collections=collection, role=role, name=name)
     except RagError as e:
         err.print(f"[red]error:[/] {e}")
         raise typer.Exit(2) from None
@@ -62,7 +63,7 @@ def keys_list(home: HomeOpt = None) -> None:
     table = Table()
     for col in ("id", "name", "prefix", "role", "collections", "created", "revoked"):
         table.add_column(col)
-    for k in list_keys(_sessions(home, create=False)):
+    for k in list_keys(_ledger(home, create=False)):
         table.add_row(str(k.id), k.name, k.prefix, k.role, ",".join(k.collections),
                       f"{k.created_at:%Y-%m-%d %H:%M}" if k.created_at else "",
                       f"{k.revoked_at:%Y-%m-%d %H:%M}" if k.revoked_at else "")
@@ -75,7 +76,7 @@ def keys_revoke(key_id: int, home: HomeOpt = None) -> None:
     from rag_platform.apps.api.auth import revoke_key
 
     try:
-        info = revoke_key(_sessions(home), key_id)
+        info = revoke_key(_ledger(home), key_id)
     except RagError as e:
         err.print(f"[red]error:[/] {e}")
         raise typer.Exit(1) from None

@@ -35,11 +35,10 @@ def _rag(home: Path | None) -> Any:
     return RAG.open(home) if home else RAG.open(settings=Settings())
 
 
-def _sessions(home: Path | None) -> Any:
-    from rag.store.db import open_engine, session_factory
+def _ledger(home: Path | None) -> Any:
+    from rag.store.base import open_ledger
 
-    settings = Settings(home=home) if home else Settings()
-    return session_factory(open_engine(settings.database_url))
+    return open_ledger(Settings(home=home) if home else Settings())
 
 
 def _ft_config(epochs: int, max_steps: int | None, batch_size: int, lr: float, threads: int | None) -> Any:
@@ -184,12 +183,10 @@ def judge_cmd(
 @eval_app.command("list")
 def list_cmd(home: HomeOpt = None) -> None:
     """Evaluation runs, newest first."""
-    from rag_platform.eval.runs import list_runs
-
     table = Table(title="evaluation runs")
     for col in ("run", "kind", "status", "dataset", "questions", "arms", "code", "created"):
         table.add_column(col)
-    for r in list_runs(_sessions(home)):
+    for r in _ledger(home).eval_runs():
         table.add_row(str(r.id), r.kind, r.status, r.dataset, str(len(r.split.get("eval", []))), ", ".join(r.arms),
                       r.code_version or "", r.created_at.strftime("%Y-%m-%d %H:%M"))
     console.print(table)
@@ -201,7 +198,7 @@ def show_cmd(run: int, as_json: Annotated[bool, typer.Option("--json", help="Pri
     """One run: its metrics with CIs, what produced it, and where its report is."""
     from rag_platform.eval.runs import get_run
 
-    r = get_run(_sessions(home), run)
+    r = get_run(_ledger(home), run)
     if as_json:
         console.print_json(json.dumps({"id": r.id, "kind": r.kind, "status": r.status, "summary": r.summary,
                                        "provenance": r.provenance}, default=str))
@@ -218,7 +215,7 @@ def diff_cmd(run_a: int, run_b: int, home: HomeOpt = None) -> None:
     """Per-metric deltas (B - A) with 95% paired CIs, and the questions whose outcome flipped."""
     from rag_platform.eval.runs import CORRECT_F1, diff
 
-    d = diff(_sessions(home), run_a, run_b)
+    d = diff(_ledger(home), run_a, run_b)
     if not d["arms"]:
         raise RagError(f"runs {run_a} and {run_b} share no arm")
     table = Table(title=f"run {run_b} - run {run_a} (shared questions)")

@@ -70,11 +70,10 @@ def _free_port() -> int:
 
 def _admin_key(home: Path) -> str:
     from rag.config import Settings
-    from rag.store.db import open_engine, session_factory
+    from rag.store.base import open_ledger
     from rag_platform.apps.api.auth import create_key
 
-    sessions = session_factory(open_engine(Settings(home=home).database_url))
-    return create_key(sessions, collections=["*"], role="admin", name="load-bench")[1]
+    return create_key(open_ledger(Settings(home=home)), collections=["*"], role="admin", name="load-bench")[1]
 
 
 def _start_server(home: Path, port: int) -> subprocess.Popen[bytes]:

@@ -163,10 +163,10 @@ def compare(rag: RAG, data: QAData, cfg: CompareConfig, *, resume: int | None = 
     if cfg.unanswerable and not data.passages:
         raise RagError("--unanswerable removes passages from a corpus this dataset does not have: pass "
                        "--corpus, or mark questions \"answerable\": false in the JSONL")
-    sessions = rag.store.sessions
+    ledger = rag.ledger
     by_id = {i.id: i for i in data.items}
     if resume is not None:
-        run = runs.get_run(sessions, resume)
+        run = runs.get_run(ledger, resume)
         stored = run.provenance.get("config", {})
         cfg = replace(cfg, arms=tuple(run.arms), k=int(stored.get("k", cfg.k)), collection=run.collection or
                       cfg.collection, max_tokens=int(stored.get("max_tokens", cfg.max_tokens)),
@@ -178,9 +178,9 @@ def compare(rag: RAG, data: QAData, cfg: CompareConfig, *, resume: int | None = 
         run_id = resume
     else:
         split = make_split(data.items, cfg.questions, cfg.train, unanswerable=cfg.unanswerable, seed=cfg.seed)
-        run_id = runs.create_run(sessions, kind="compare", status="preparing", dataset=cfg.dataset,
-                                 collection=cfg.collection, arms=list(cfg.arms), split=split.ids(),
-                                 split_hash=runs.sha256_json(split.ids()))
+        run_id = ledger.create_eval_run(kind="compare", status="preparing", dataset=cfg.dataset,
+                                        collection=cfg.collection, arms=list(cfg.arms), split=split.ids(),
+                                        split_hash=runs.sha256_json(split.ids()))
     run_dir = out_dir or rag.settings.home.resolve() / "eval" / f"run-{run_id}"
     adapter = Path(cfg.adapter) if cfg.adapter else None
     if FT_ARMS & set(cfg.arms) and adapter is None:
@@ -211,8 +211,8 @@ def compare(rag: RAG, data: QAData, cfg: CompareConfig, *, resume: int | None = 
     runner = RAG(settings, embedder=rag.embedder)
     data_hash = runs.sha256_json({"passages": data.passages, "items": [asdict(i) for i in data.items]})
     prov = _provenance(rag, cfg, providers, adapter, data_hash, split)
-    runs.update_run(sessions, run_id, status="running", provenance=prov, dataset_hash=data_hash,
-                    index_manifest_hash=prov["index_manifest_hash"], code_version=prov["code_version"])
+    ledger.update_eval_run(run_id, status="running", provenance=prov, dataset_hash=data_hash,
+                           index_manifest_hash=prov["index_manifest_hash"], code_version=prov["code_version"])
     arms = list(cfg.arms)
     _ask_all(runner, split.evaluate[: cfg.limit] if cfg.limit else split.evaluate, arms, cfg, adapter, run_id,
              console)
@@ -223,15 +223,16 @@ def finalize(rag: RAG, run_id: int, run_dir: Path, *, resamples: int = 2000) -> 
     """Summarise the stored results with CIs and write the reports (also after a partial run)."""
     from rag_platform.eval.report import write_reports
 
-    run = runs.get_run(rag.store.sessions, run_id)
-    rows = runs.results(rag.store.sessions, run_id)
+    ledger = rag.ledger
+    run = runs.get_run(ledger, run_id)
+    rows = runs.results(ledger, run_id)
     summary = runs.summarise(rows, run.arms, resamples=resamples)
     done = summary["questions"] >= len(run.split.get("eval", [])) and all(
         summary["counts"].get(a, 0) >= summary["questions"] for a in run.arms)
     paths = write_reports(run, summary, rows, run_dir)
-    runs.finish(rag.store.sessions, run_id, summary, str(paths["html"]))
+    runs.finish(ledger, run_id, summary, str(paths["html"]))
     if not done:
-        runs.update_run(rag.store.sessions, run_id, status="partial")
+        ledger.update_eval_run(run_id, status="partial")
     return CompareOutcome(run_id, summary, paths)
 
 
@@ -245,7 +246,7 @@ def _drop_passages(rag: RAG, collection: str, removed: set[str]) -> None:
 
 def _ask_all(rag: RAG, items: list[QAItem], arms: list[str], cfg: CompareConfig, adapter: Path | None,
              run_id: int, console: Console) -> None:
-    done = runs.done_keys(rag.store.sessions, run_id)
+    done = runs.done_keys(rag.ledger, run_id)
     closed = {a: make_provider(ProviderSettings(name=a, kind="local", model=DEFAULT_LOCAL_MODEL,
                                                 adapter=str(adapter) if a == "closed-ft" and adapter else None,
                                                 max_output_tokens=max(16, cfg.max_tokens), timeout_s=300.0),
@@ -277,5 +278,5 @@ def _ask_all(rag: RAG, items: list[QAItem], arms: list[str], cfg: CompareConfig,
                 answer, metrics = "", {"em": zero, "f1": zero, "latency_s": time.perf_counter() - t0}
                 detail = {"question": item.question, "gold": list(item.answers), "answerable": item.answerable,
                           "sources": [], "citations": [], "error": f"{type(exc).__name__}: {exc}"}
-            runs.add_result(rag.store.sessions, run_id, item.id, arm, answer, metrics, detail)
+            rag.ledger.add_eval_result(run_id, item.id, arm, answer, metrics, detail)
             bar.advance(task)

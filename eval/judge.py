@@ -15,12 +15,10 @@ from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from sqlalchemy import select
 
 from rag.errors import RagError
 from rag.llm.base import GenerationParams, Message
 from rag.llm.providers import make_provider
-from rag.store.ledger import Chunk, EvalResult
 from rag_platform.eval import runs
 
 JUDGE_SYSTEM = (
@@ -90,29 +88,22 @@ def judge_run(rag: Any, run_id: int, provider: str, *, arms: list[str] | None = 
                        "(openai, anthropic or an OpenAI-compatible server) and pass its name")
     llm = make_provider(cfg, rag.settings.home)
     judge = f"{cfg.name} ({cfg.kind}:{cfg.model})"
-    sessions = rag.store.sessions
-    run = runs.get_run(sessions, run_id)
-    with sessions() as s:
-        rows = s.scalars(select(EvalResult).where(EvalResult.run_id == run_id).order_by(EvalResult.id)).all()
-        todo = [(r.id, r.arm, r.answer, dict(r.detail)) for r in rows
-                if (arms is None or r.arm in arms) and (r.metrics or {}).get("judge") != judge]
+    ledger = rag.ledger
+    run = runs.get_run(ledger, run_id)
+    todo = [r for r in ledger.eval_results(run_id)
+            if (arms is None or r.arm in arms) and r.metrics.get("judge") != judge]
     bar = Progress(TextColumn("[bold]judging"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                    console=console or Console())
     with bar:
         task = bar.add_task("judge", total=len(todo))
-        for rid, _arm, answer, detail in todo:
-            ids = [int(x["chunk_id"]) for x in detail.get("sources", []) if x.get("chunk_id") is not None]
-            with sessions() as s:
-                texts = dict(s.execute(select(Chunk.id, Chunk.text).where(Chunk.id.in_(ids))).all()) if ids else {}
-            verdict = judge_answer(llm, str(detail.get("question", "")), answer,
+        for r in todo:
+            ids = [int(x["chunk_id"]) for x in r.detail.get("sources", []) if x.get("chunk_id") is not None]
+            texts = {c.id: c.text for c in ledger.chunks(ids)} if ids else {}
+            verdict = judge_answer(llm, str(r.detail.get("question", "")), r.answer,
                                    [texts[i] for i in ids if i in texts], timeout_s=cfg.timeout_s)
-            with sessions.begin() as s:
-                row = s.get(EvalResult, rid)
-                assert row is not None
-                row.metrics = {**row.metrics, "judge_faithfulness": verdict.faithfulness,
-                               "judge_relevance": verdict.relevance, "judge": judge}
-                if verdict.note:
-                    row.detail = {**row.detail, "judge_note": verdict.note}
+            ledger.update_eval_result(r.id, metrics={"judge_faithfulness": verdict.faithfulness,
+                                                     "judge_relevance": verdict.relevance, "judge": judge},
+                                      detail={"judge_note": verdict.note} if verdict.note else None)
             bar.advance(task)
-    runs.update_run(sessions, run_id, provenance={**(run.provenance or {}), "judge": judge})
+    ledger.update_eval_run(run_id, provenance={**(run.provenance or {}), "judge": judge})
     return len(todo)

@@ -43,24 +43,24 @@ def evaluate_retrieval(rag: RAG, data: BeirData, *, dataset: str, collection: st
     prov = {"embedder": rag.embedder.model_id, "chunking": rag.settings.chunking.model_dump(),
             "retrieval": {**rag.settings.retrieval.model_dump(), "fetch": fetch}, "index_manifest": manifest,
             "dataset": dataset, "code_version": runs.code_version()}
-    sessions = rag.store.sessions
-    run_id = runs.create_run(sessions, kind="retrieval", status="running", dataset=dataset, collection=collection,
-                             arms=list(modes), split={"eval": qids}, split_hash=runs.sha256_json(qids),
-                             dataset_hash=runs.sha256_json({"queries": data.queries, "qrels": data.qrels}),
-                             index_manifest_hash=manifest_hash(manifest) if manifest else None,
-                             code_version=prov["code_version"], provenance=prov)
+    ledger = rag.ledger
+    run_id = ledger.create_eval_run(kind="retrieval", status="running", dataset=dataset, collection=collection,
+                                    arms=list(modes), split={"eval": qids}, split_hash=runs.sha256_json(qids),
+                                    dataset_hash=runs.sha256_json({"queries": data.queries, "qrels": data.qrels}),
+                                    index_manifest_hash=manifest_hash(manifest) if manifest else None,
+                                    code_version=prov["code_version"], provenance=prov)
     for mode in modes:
         for qid in track(qids, description=f"{mode:>8}", console=console):
             hits = rag.search(data.queries[qid], collection=collection, k=fetch, mode=mode)
             ranked = dedupe([h.source for h in hits])
             rel = data.qrels[qid]
-            runs.add_result(sessions, run_id, qid, mode, " ".join(ranked[:10]), query_metrics(ranked, rel),
-                            {"question": data.queries[qid], "gold": sorted(d for d, g in rel.items() if g > 0),
-                             "sources": [{"n": n, "source": d, "gold": rel.get(d, 0) > 0}
-                                         for n, d in enumerate(ranked[:10], 1)], "citations": []})
-    rows = runs.results(sessions, run_id)
+            detail = {"question": data.queries[qid], "gold": sorted(d for d, g in rel.items() if g > 0),
+                      "sources": [{"n": n, "source": d, "gold": rel.get(d, 0) > 0}
+                                  for n, d in enumerate(ranked[:10], 1)], "citations": []}
+            ledger.add_eval_result(run_id, qid, mode, " ".join(ranked[:10]), query_metrics(ranked, rel), detail)
+    rows = runs.results(ledger, run_id)
     summary = runs.summarise(rows, list(modes), metrics=METRICS)
-    run = runs.get_run(sessions, run_id)
+    run = runs.get_run(ledger, run_id)
     paths = write_reports(run, summary, rows, out_dir or rag.settings.home.resolve() / "eval" / f"run-{run_id}")
-    runs.finish(sessions, run_id, summary, str(paths["html"]))
+    runs.finish(ledger, run_id, summary, str(paths["html"]))
     return run_id, summary, paths

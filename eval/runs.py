@@ -1,4 +1,4 @@
-"""Evaluation runs in the ledger: create, append results as they complete, summarise, list, diff.
+"""Evaluation runs in the ledger (`Ledger.create_eval_run`, `add_eval_result`, ...): summarise and diff them.
 
 Results are committed one by one, so a killed run loses at most the question
 in flight; `(run, question, arm)` is unique, so a resumed run can never write
@@ -17,11 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import select
-from sqlalchemy.orm import Session, sessionmaker
 
-from rag.errors import RagError
-from rag.store.ledger import EvalResult, EvalRun
+from rag.errors import NotFoundError
+from rag.protocols import Ledger
+from rag.types import EvalRunInfo
 from rag_platform.eval.stats import paired_bootstrap
 
 # Higher is better for these; the report and diff use them in this order.
@@ -52,59 +51,22 @@ def code_version(repo: Path | None = None) -> str:
             return "unknown"
 
 
-def create_run(sessions: sessionmaker[Session], **fields: Any) -> int:
-    with sessions.begin() as s:
-        run = EvalRun(**fields)
-        s.add(run)
-        s.flush()
-        return int(run.id)
+def get_run(ledger: Ledger, run_id: int) -> EvalRunInfo:
+    run = ledger.eval_run(run_id)
+    if run is None:
+        raise NotFoundError(f"evaluation run {run_id} not found; `rag eval list` shows the runs")
+    return run
 
 
-def update_run(sessions: sessionmaker[Session], run_id: int, **fields: Any) -> None:
-    with sessions.begin() as s:
-        run = s.get(EvalRun, run_id)
-        if run is None:
-            raise RagError(f"evaluation run {run_id} not found; `rag eval list` shows the runs")
-        for key, value in fields.items():
-            setattr(run, key, value)
+def results(ledger: Ledger, run_id: int) -> list[dict[str, Any]]:
+    """The run's results as the summaries and reports take them (question_id, arm, answer, metrics, detail)."""
+    return [{"question_id": r.question_id, "arm": r.arm, "answer": r.answer, "metrics": r.metrics,
+             "detail": r.detail} for r in ledger.eval_results(run_id)]
 
 
-def get_run(sessions: sessionmaker[Session], run_id: int) -> EvalRun:
-    with sessions() as s:
-        run = s.get(EvalRun, run_id)
-        if run is None:
-            raise RagError(f"evaluation run {run_id} not found; `rag eval list` shows the runs")
-        s.expunge(run)
-        return run
-
-
-def list_runs(sessions: sessionmaker[Session], limit: int = 50) -> list[EvalRun]:
-    with sessions() as s:
-        rows = list(s.scalars(select(EvalRun).order_by(EvalRun.id.desc()).limit(limit)).all())
-        for r in rows:
-            s.expunge(r)
-        return rows
-
-
-def done_keys(sessions: sessionmaker[Session], run_id: int) -> set[tuple[str, str]]:
-    with sessions() as s:
-        return {(q, a) for q, a in s.execute(select(EvalResult.question_id, EvalResult.arm)
-                                             .where(EvalResult.run_id == run_id)).all()}
-
-
-def add_result(sessions: sessionmaker[Session], run_id: int, question_id: str, arm: str, answer: str,
-               metrics: dict[str, Any], detail: dict[str, Any]) -> None:
-    """Commit one result now (the unit a resumed run skips)."""
-    with sessions.begin() as s:
-        s.add(EvalResult(run_id=run_id, question_id=question_id, arm=arm, answer=answer, metrics=metrics,
-                         detail=detail))
-
-
-def results(sessions: sessionmaker[Session], run_id: int) -> list[dict[str, Any]]:
-    with sessions() as s:
-        rows = s.scalars(select(EvalResult).where(EvalResult.run_id == run_id).order_by(EvalResult.id)).all()
-        return [{"question_id": r.question_id, "arm": r.arm, "answer": r.answer, "metrics": dict(r.metrics),
-                 "detail": dict(r.detail)} for r in rows]
+def done_keys(ledger: Ledger, run_id: int) -> set[tuple[str, str]]:
+    """(question, arm) of every result already stored: what a resumed run skips."""
+    return {(r.question_id, r.arm) for r in ledger.eval_results(run_id)}
 
 
 def _table(rows: list[dict[str, Any]], arms: Sequence[str], metric: str) -> tuple[list[str], dict[str, list[Any]]]:
@@ -131,11 +93,11 @@ def summarise(rows: list[dict[str, Any]], arms: Sequence[str], *, metrics: Seque
             "metrics": out, "latency": latency}
 
 
-def diff(sessions: sessionmaker[Session], run_a: int, run_b: int, *, resamples: int = 2000,
+def diff(ledger: Ledger, run_a: int, run_b: int, *, resamples: int = 2000,
          seed: int = 0) -> dict[str, Any]:
     """B minus A per arm and metric over the questions both runs answered, and the flipped questions."""
-    a_rows, b_rows = results(sessions, run_a), results(sessions, run_b)
-    arms = [a for a in get_run(sessions, run_a).arms if a in set(get_run(sessions, run_b).arms)]
+    a_rows, b_rows = results(ledger, run_a), results(ledger, run_b)
+    arms = [a for a in get_run(ledger, run_a).arms if a in set(get_run(ledger, run_b).arms)]
     out: dict[str, Any] = {"run_a": run_a, "run_b": run_b, "arms": arms, "metrics": {}, "flips": []}
     b_index = {(r["question_id"], r["arm"]): r for r in b_rows}
     names = list(dict.fromkeys(m for r in a_rows for m in r["metrics"]))
@@ -176,6 +138,6 @@ def outcome(metrics: dict[str, Any]) -> bool | None:
     return None
 
 
-def finish(sessions: sessionmaker[Session], run_id: int, summary: dict[str, Any], report: str | None) -> None:
-    update_run(sessions, run_id, status="done", summary=summary, report_path=report,
-               finished_at=datetime.now(UTC))
+def finish(ledger: Ledger, run_id: int, summary: dict[str, Any], report: str | None) -> None:
+    ledger.update_eval_run(run_id, status="done", summary=summary, report_path=report,
+                           finished_at=datetime.now(UTC))

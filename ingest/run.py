@@ -12,12 +12,10 @@ import dataclasses
 import logging
 import time
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import insert
 
 from rag.config import Settings
 from rag.contextual import index_text
@@ -26,7 +24,6 @@ from rag.priority import pause_for_searches
 from rag.report import FileResult, IngestReport, NullProgress, Progress
 from rag.store.base import Store
 from rag.store.index import read_manifest
-from rag.store.ledger import IngestFile, IngestRun
 from rag.store.local import DocumentWrite, text_hash
 from rag.types import SourceText
 from rag_platform.ingest.chunking import Chunker
@@ -84,11 +81,7 @@ class LocalIngestor:
                         "re-embedding every document in this run; documents left out of it keep their "
                         "old chunks until they are ingested again", collection, coll.chunking_hash, chunking)
             force = True
-        with self.store.sessions.begin() as s:
-            run = IngestRun(collection_id=coll.id, engine=self.engine_name, status="running")
-            s.add(run)
-            s.flush()
-            run_id = run.id
+        run_id = self.store.ledger.start_ingest_run(collection, self.engine_name)
         report = IngestReport(collection=collection, run_id=run_id)
         try:
             self._process(items, coll, report, prune_roots, force, progress)
@@ -254,19 +247,6 @@ class LocalIngestor:
         progress.file_done(result)
 
     def _finish_run(self, run_id: int, report: IngestReport, status: str, error: str | None) -> None:
-        with self.store.sessions.begin() as s:
-            run = s.get(IngestRun, run_id)
-            if run is None:
-                return
-            run.status, run.error = status, error
-            run.files_ok, run.files_skipped = report.count("ok"), report.count("skipped")
-            run.files_failed, run.files_removed = report.count("failed"), report.count("removed")
-            run.chunks_added = report.chunks_added
-            run.finished_at = datetime.now(UTC)
-            if report.files:
-                s.execute(insert(IngestFile), [
-                    {"run_id": run_id, "source_uri": f.source, "outcome": f.outcome,
-                     "reason": f.reason or (f"note: {f.note}" if f.note else None),
-                     "chunks": f.chunks, "seconds": f.seconds} for f in report.files])
+        self.store.ledger.finish_ingest_run(run_id, report, status, error)
 
 

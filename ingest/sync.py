@@ -26,10 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, select, update
-
 from rag.report import IngestReport, NullProgress, Progress
-from rag.store.ledger import AnswerCache, Document
 from rag_platform.ingest.run import LocalIngestor
 from rag_platform.ingest.sources import FileItem, discover, under_roots
 
@@ -96,10 +93,7 @@ def sync_changed(rag: Any, files: Iterable[FileItem], roots: list[Path], *, coll
     report = SyncReport(collection)
     store = rag.store
     coll = store.collection(collection, create=True)
-    with store.sessions() as s:
-        known = {src: (h, status) for src, h, status in s.execute(
-            select(Document.source_uri, Document.content_hash, Document.status)
-            .where(Document.collection_id == coll.id))}
+    known = store.ledger.document_states(collection)
     items: list[HashedFile] = []
     for f in files:
         try:
@@ -109,8 +103,8 @@ def sync_changed(rag: Any, files: Iterable[FileItem], roots: list[Path], *, coll
     seen = {i.source for i in items}
     gone = [src for src in known if src not in seen and under_roots(src, roots) and not Path(src).exists()]
     report.moved = _moves(items, gone, known)
-    if report.moved:
-        _apply_moves(store, coll.id, report.moved)
+    if report.moved:  # the index is untouched: hits read their source from the ledger
+        store.ledger.move_documents(collection, report.moved)  # stored answers go: they quote old paths
     moved_from = {old for old, _new in report.moved}
     moved_to = {new for _old, new in report.moved}
     gone = [src for src in gone if src not in moved_from]
@@ -147,17 +141,3 @@ def _moves(items: list[HashedFile], gone: list[str], known: dict[str, tuple[str,
         if olds:
             moves.append((olds.pop(0), item.source))
     return moves
-
-
-def _apply_moves(store: Any, collection_id: int, moves: list[tuple[str, str]]) -> None:
-    """Point each moved document at its new file; one transaction.
-
-    The index is untouched: hits read their source from the ledger. Stored
-    answers are dropped, since they quote the old paths.
-    """
-    with store.sessions.begin() as s:
-        for old, new in moves:
-            s.execute(update(Document).where(Document.collection_id == collection_id,
-                                              Document.source_uri == old).values(source_uri=new))
-        s.execute(delete(AnswerCache).where(AnswerCache.collection_id == collection_id))
-

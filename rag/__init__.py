@@ -4,13 +4,13 @@ The stable public API is `RAG` and the types re-exported here.
 """
 
 from rag.answer import Answer, AnswerStream
-from rag.api import RAG, CollectionInfo
+from rag.api import RAG
 from rag.cite import Citation
 from rag.config import Settings
 from rag.errors import RagError
 from rag.filters import Filters
 from rag.report import FileResult, IngestReport
-from rag.types import DocumentInfo, Hit, ParsedDocument, SourceText
+from rag.types import CollectionInfo, DocumentInfo, Hit, ParsedDocument, SourceText
 
 __all__ = ["RAG", "Answer", "AnswerStream", "Citation", "CollectionInfo", "DocumentInfo", "FileResult", "Filters", "Hit",
            "IngestReport", "ParsedDocument", "RagError", "Settings", "SourceText"]

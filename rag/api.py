@@ -12,7 +12,6 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, cast, overload
 
@@ -22,8 +21,8 @@ from rag.embed import make_embedder
 from rag.errors import ConfigError, NotFoundError
 from rag.filters import Filters
 from rag.retrieve import RetrievalRequest, retrieve
-from rag.store.base import Store, open_store
-from rag.types import DocumentInfo, Hit, SourceText
+from rag.store.base import Ledger, Store, open_ledger, open_store
+from rag.types import CollectionInfo, DocumentInfo, Hit, SourceText
 from rag.vector_space import embedder_settings_for
 
 if TYPE_CHECKING:
@@ -31,16 +30,6 @@ if TYPE_CHECKING:
     from rag.pipeline import Answerer
     from rag.protocols import Embedder, Ingestor, Reranker
     from rag.report import IngestReport, Progress
-
-
-@dataclass(frozen=True)
-class CollectionInfo:
-    name: str
-    documents: int
-    failed: int
-    chunks: int
-    revision: int
-    embedder_id: str | None
 
 
 class RAG:
@@ -60,7 +49,7 @@ class RAG:
         self.settings = settings
         self.embedder: Embedder = embedder if embedder is not None else make_embedder(settings.embedder)
         self._store: Store | None = None
-        self._ledger: Store | None = None
+        self._ledger: Ledger | None = None
         self._reranker: Reranker | None = None
         self._answerer: Answerer | None = None
 
@@ -87,19 +76,16 @@ class RAG:
         return self._store
 
     @property
-    def ledger(self) -> Store:
+    def ledger(self) -> Ledger:
         """The ledger alone, for listing: no embedding model is loaded and no index is read.
 
-        It is the store once that is open; until then a LocalStore on the same database (the
-        PostgreSQL store reads its ledger through the same class). Its `dim` is unknown (0): it
-        must not build or load an index.
+        It is the store's own once the store is open; until then one opened from the settings
+        (`rag.store.base.open_ledger`) on the same database.
         """
         if self._store is not None:
-            return self._store
+            return self._store.ledger
         if self._ledger is None:
-            from rag.store.local import LocalStore
-
-            self._ledger = LocalStore(self.settings, embedder_id=self.embedder.model_id, dim=0)
+            self._ledger = open_ledger(self.settings)
         return self._ledger
 
     def _ingestor(self, engine: str = "local", **options: object) -> Ingestor:
@@ -194,28 +180,12 @@ class RAG:
                         use_cache=use_cache, mode=mode, fusion=fusion, filters=filters, rerank=rerank)
 
     def collections(self) -> list[CollectionInfo]:
-        from sqlalchemy import func, select
-
-        from rag.store.ledger import Chunk, Collection, Document
-
-        with self.ledger.sessions() as s:
-            rows = s.execute(select(Collection).order_by(Collection.name)).scalars().all()
-            out = []
-            for c in rows:
-                docs = dict(s.execute(select(Document.status, func.count()).where(
-                    Document.collection_id == c.id).group_by(Document.status)).all())
-                chunks = s.scalar(select(func.count()).select_from(Chunk).where(Chunk.collection_id == c.id))
-                out.append(CollectionInfo(c.name, int(docs.get("ok", 0)), int(docs.get("failed", 0)),
-                                          int(chunks or 0), c.revision, c.embedder_id))
-        return out
+        """Every collection with its document and chunk counts (no model loaded)."""
+        return self.ledger.collection_stats()
 
     def documents(self, collection: str) -> list[DocumentInfo]:
         """The ledger's documents of `collection`, with status, chunk count and error (no model loaded)."""
-        return [DocumentInfo(id=d.id, source_uri=d.source_uri, title=d.title, media_type=d.media_type,
-                             size_bytes=d.size_bytes, status=d.status, error=d.error, chunk_count=d.chunk_count,
-                             content_hash=d.content_hash, metadata=dict(d.metadata_ or {}),
-                             created_at=d.created_at, updated_at=d.updated_at)
-                for d in self.ledger.documents(collection)]
+        return self.ledger.documents(collection)
 
     def delete_collection(self, name: str) -> None:
         self.store.delete_collection(name)
@@ -225,19 +195,13 @@ class RAG:
 
         The source file itself is left alone: it may be the user's own file.
         """
-        from sqlalchemy import select
-
-        from rag.store.ledger import Document
-
         coll = self.store.collection(collection)
-        with self.store.sessions() as s:
-            source = s.scalar(select(Document.source_uri).where(Document.id == document_id,
-                                                                 Document.collection_id == coll.id))
-        if source is None:
+        doc = self.store.ledger.document(collection, document_id)
+        if doc is None:
             raise NotFoundError(f"no document with id {document_id} in collection {collection!r}; "
                                 f"`rag docs {collection}` lists them")
-        self.store.write_batch(coll, [], removed=[source])  # marks its chunks deleted in the index: no rebuild
-        return str(source)
+        self.store.write_batch(coll, [], removed=[doc.source_uri])  # marks its chunks deleted in the index: no rebuild
+        return doc.source_uri
 
     def reindex(self, collection: str) -> dict[str, object]:
         """Rebuild the index from the ledger (after a crash, or to change index settings); returns the new

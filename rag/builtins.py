@@ -25,6 +25,8 @@ def register(register: Register) -> None:
     register("llm", "llamacpp", _lazy("rag.llm.llamacpp", "LlamaCppChat"))
     register("store", "local", _lazy("rag.store.local", "LocalStore"))
     register("store", "postgresql", _lazy("rag.store.postgres", "PgStore"))
+    register("ledger", "local", _lazy("rag.store.sql_ledger", "open_sql_ledger"))  # a store's ledger alone
+    register("ledger", "postgresql", _lazy("rag.store.sql_ledger", "open_sql_ledger"))
 
 
 def _lazy(module: str, attr: str) -> Factory:

@@ -14,8 +14,6 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import select, update
-
 from rag.answer import Answer, AnswerStream
 from rag.cite import check, is_abstention, marker_numbers
 from rag.config import Settings
@@ -23,9 +21,9 @@ from rag.llm.base import Completion, Delta, GenerationParams
 from rag.llm.fallback import Attempt, FallbackLLM
 from rag.llm.providers import build_providers
 from rag.prompt import NO_ANSWER, PROMPT_VERSION, Packed, pack
+from rag.protocols import Store
 from rag.retrieve import RetrievalRequest
-from rag.store.ledger import AnswerCache, QueryLog
-from rag.types import Hit
+from rag.types import Hit, QueryRecord
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +55,7 @@ def cache_key(req: RetrievalRequest, hits: list[Hit], providers: list[dict[str, 
 class Answerer:
     """Holds the provider chains (so circuit breakers remember failures between questions)."""
 
-    def __init__(self, settings: Settings, store: Any, embedder: Any) -> None:
+    def __init__(self, settings: Settings, store: Store, embedder: Any) -> None:
         self.settings = settings
         self.store = store
         self.embedder = embedder
@@ -105,12 +103,10 @@ class Answerer:
         return None
 
     def cached(self, key: str) -> Answer | None:
-        with self.store.sessions.begin() as s:
-            row = s.get(AnswerCache, key)
-            if row is None:
-                return None
-            s.execute(update(AnswerCache).where(AnswerCache.key == key).values(hits=AnswerCache.hits + 1))
-            answer = Answer.from_json(row.answer)
+        stored = self.store.ledger.cached_answer(key)
+        if stored is None:
+            return None
+        answer = Answer.from_json(stored)
         return Answer(**{**answer.__dict__, "cached": True})
 
     def run(self, req: RetrievalRequest, hits: list[Hit], *, providers: list[str] | None, use_cache: bool,
@@ -168,23 +164,15 @@ class Answerer:
                       prompt_version=PROMPT_VERSION)
 
     def _store(self, key: str, req: RetrievalRequest, answer: Answer) -> None:
-        coll = self.store.collection(req.collection)
-        with self.store.sessions.begin() as s:
-            if s.get(AnswerCache, key) is None:
-                s.add(AnswerCache(key=key, collection_id=coll.id, answer=answer.to_json(), hits=0))
+        self.store.ledger.store_answer(key, req.collection, answer.to_json())
         self._log(req, answer)
 
     def _log(self, req: RetrievalRequest, a: Answer) -> None:
-        with self.store.sessions.begin() as s:
-            s.add(QueryLog(collection=req.collection, question=req.query, provider=a.provider, model=a.model,
-                           tokens_in=a.tokens_in, tokens_out=a.tokens_out, latency_s=a.latency_s, ttft_s=a.ttft_s,
-                           cost_usd=a.cost_usd, cached=a.cached, groundedness=a.groundedness,
-                           abstained=a.abstained,
-                           attempts=[f"{t.provider}: {'ok' if t.ok else t.error}" for t in a.attempts]))
+        self.store.ledger.log_query(QueryRecord(
+            collection=req.collection, question=req.query, provider=a.provider, model=a.model,
+            tokens_in=a.tokens_in, tokens_out=a.tokens_out, latency_s=a.latency_s, ttft_s=a.ttft_s,
+            cost_usd=a.cost_usd, cached=a.cached, groundedness=a.groundedness, abstained=a.abstained,
+            attempts=tuple(f"{t.provider}: {'ok' if t.ok else t.error}" for t in a.attempts)))
 
-    def recent(self, limit: int = 20) -> list[QueryLog]:
-        with self.store.sessions() as s:
-            rows = s.scalars(select(QueryLog).order_by(QueryLog.id.desc()).limit(limit)).all()
-            for r in rows:
-                s.expunge(r)
-            return list(rows)
+    def recent(self, limit: int = 20) -> list[QueryRecord]:
+        return self.store.ledger.recent_queries(limit)

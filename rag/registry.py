@@ -1,7 +1,7 @@
 """Name -> factory for each swappable part, filled by plugins: the built-in ones and installed ones alike.
 
 A plugin is a function `register(register)` that calls `register(kind, name, factory)` once per part
-it adds (kinds: `embedder`, `reranker`, `llm`, `store`, `ingestor`, `ocr`; the Protocols are in
+it adds (kinds: `embedder`, `reranker`, `llm`, `store`, `ledger`, `ingestor`, `ocr`; the Protocols are in
 `rag.protocols`). The built-in plugins are listed in `BUILTIN_PLUGINS` and loaded exactly like
 third-party ones, which are found through the `rag.plugins` entry-point group (simonw/llm does the
 same with its default plugins). So a checkout run without installed package metadata still knows

@@ -108,6 +108,120 @@ class DocumentInfo:
     created_at: datetime
     updated_at: datetime
 
+
+@dataclass(frozen=True)
+class CollectionInfo:
+    """One collection with its document and chunk counts (`RAG.collections`)."""
+
+    name: str
+    documents: int
+    failed: int
+    chunks: int
+    revision: int
+    embedder_id: str | None
+
+
+@dataclass(frozen=True)
+class CollectionRecord:
+    """One collection's row without counts: cheap to list (the OpenAI-compatible `/v1/models`)."""
+
+    name: str
+    revision: int
+    embedder_id: str | None
+    created_at: datetime | None
+
+
+@dataclass(frozen=True)
+class ChunkInfo:
+    """One stored chunk: what a citation reader or a judge needs, without a search."""
+
+    id: int
+    document_id: int
+    ordinal: int
+    text: str
+    page: int | None
+    heading_path: tuple[str, ...]
+    char_start: int
+    char_end: int
+
+
+@dataclass(frozen=True)
+class QueryRecord:
+    """One answered question as the query log keeps it (`id` and `created_at` are set by the ledger)."""
+
+    collection: str
+    question: str
+    provider: str | None
+    model: str | None
+    tokens_in: int = 0
+    tokens_out: int = 0
+    latency_s: float = 0.0
+    ttft_s: float | None = None
+    cost_usd: float = 0.0
+    cached: bool = False
+    groundedness: float | None = None
+    abstained: bool = False
+    attempts: tuple[str, ...] = ()
+    id: int | None = None
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ApiKeyRecord:
+    """An HTTP API key's row: the SHA-256 of the key, never the key itself."""
+
+    id: int
+    name: str
+    prefix: str
+    key_hash: str
+    role: str
+    collections: tuple[str, ...]
+    created_at: datetime | None = None
+    revoked_at: datetime | None = None
+    last_used_at: datetime | None = None
+
+
+EVAL_RUN_FIELDS = ("kind", "status", "dataset", "collection", "arms", "dataset_hash", "split_hash",
+                   "index_manifest_hash", "code_version", "provenance", "split", "summary", "report_path",
+                   "finished_at")
+"""What `Ledger.create_eval_run` / `update_eval_run` may set."""
+
+
+@dataclass(frozen=True)
+class EvalRunInfo:
+    """One evaluation run and what produced it (see `rag_platform.eval.harness`)."""
+
+    id: int
+    kind: str
+    status: str
+    dataset: str
+    collection: str | None
+    arms: list[str]
+    dataset_hash: str | None
+    split_hash: str | None
+    index_manifest_hash: str | None
+    code_version: str | None
+    provenance: dict[str, Any]
+    split: dict[str, Any]
+    summary: dict[str, Any]
+    report_path: str | None
+    created_at: datetime
+    finished_at: datetime | None
+
+
+@dataclass(frozen=True)
+class EvalResultInfo:
+    """One question through one arm of an evaluation run."""
+
+    id: int
+    run_id: int
+    question_id: str
+    arm: str
+    answer: str
+    metrics: dict[str, Any]
+    detail: dict[str, Any]
+
+
 Role = Literal["system", "user", "assistant"]
 
 

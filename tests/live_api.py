@@ -73,4 +73,4 @@ def open_rag(tmp: Path, embedder) -> RAG:
 
 
 def key(rag: RAG, collections: list[str], role: str = "read") -> str:
-    return create_key(rag.store.sessions, collections=collections, role=role)[1]
+    return create_key(rag.store.ledger, collections=collections, role=role)[1]

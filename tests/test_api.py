@@ -40,7 +40,7 @@ def _client(tmp: Path, embedder, **api) -> tuple[TestClient, RAG]:
 
 
 def _key(rag: RAG, collections: list[str], role: str) -> dict[str, str]:
-    _, raw = create_key(rag.store.sessions, collections=collections, role=role)
+    _, raw = create_key(rag.store.ledger, collections=collections, role=role)
     return {"Authorization": f"Bearer {raw}"}
 
 

@@ -160,17 +160,18 @@ def _stored_runs(home: Path, embedder: Any) -> tuple[int, int]:
     from rag import RAG
     from rag_platform.eval import runs
 
-    sessions = RAG.open(home, embedder=embedder).store.sessions
+    ledger = RAG.open(home, embedder=embedder).store.ledger
     ids = []
     for f1s in ([1.0, 0.0, 1.0], [1.0, 1.0, 1.0]):
-        run_id = runs.create_run(sessions, kind="compare", dataset="tiny-squad", arms=["rag"],
-                                 split={"eval": ["q1", "q2", "q3"]}, code_version="test")
+        run_id = ledger.create_eval_run(kind="compare", dataset="tiny-squad", arms=["rag"],
+                                        split={"eval": ["q1", "q2", "q3"]}, code_version="test")
         for i, f1 in enumerate(f1s, 1):
-            runs.add_result(sessions, run_id, f"q{i}", "rag", f"answer {i}",
-                            {"f1": f1, "em": f1, "latency_s": 0.1 * i},
-                            {"question": f"question {i}?", "gold": [f"answer {i}"], "citations": [], "sources": []})
-        rows = runs.results(sessions, run_id)
-        runs.finish(sessions, run_id, runs.summarise(rows, ["rag"], resamples=200), None)
+            ledger.add_eval_result(run_id, f"q{i}", "rag", f"answer {i}",
+                                   {"f1": f1, "em": f1, "latency_s": 0.1 * i},
+                                   {"question": f"question {i}?", "gold": [f"answer {i}"], "citations": [],
+                                    "sources": []})
+        rows = runs.results(ledger, run_id)
+        runs.finish(ledger, run_id, runs.summarise(rows, ["rag"], resamples=200), None)
         ids.append(run_id)
     return ids[0], ids[1]
 

@@ -139,7 +139,7 @@ def test_finetune_saves_adapter_with_its_record(tiny_runs: dict[str, Any]) -> No
 def _run(tiny_runs: dict[str, Any], key: str) -> Any:
     from rag_platform.eval import runs
 
-    return runs.get_run(tiny_runs["rag"].store.sessions, tiny_runs[key].run_id)
+    return runs.get_run(tiny_runs["rag"].store.ledger, tiny_runs[key].run_id)
 
 
 def test_resume_completes_the_run_without_duplicates(tiny_runs: dict[str, Any]) -> None:
@@ -147,7 +147,7 @@ def test_resume_completes_the_run_without_duplicates(tiny_runs: dict[str, Any]) 
 
     assert tiny_runs["partial"].run_id == tiny_runs["first"].run_id
     assert tiny_runs["partial"].summary["questions"] == 2
-    rows = runs.results(tiny_runs["rag"].store.sessions, tiny_runs["first"].run_id)
+    rows = runs.results(tiny_runs["rag"].store.ledger, tiny_runs["first"].run_id)
     keys = [(r["question_id"], r["arm"]) for r in rows]
     assert len(keys) == len(set(keys)) == 3 * len(ARMS)
     assert _run(tiny_runs, "first").status == "done"
@@ -179,7 +179,7 @@ def test_metrics_per_arm_and_report(tiny_runs: dict[str, Any]) -> None:
 def test_diff_of_two_runs(tiny_runs: dict[str, Any]) -> None:
     from rag_platform.eval import runs
 
-    d = runs.diff(tiny_runs["rag"].store.sessions, tiny_runs["first"].run_id, tiny_runs["second"].run_id,
+    d = runs.diff(tiny_runs["rag"].store.ledger, tiny_runs["first"].run_id, tiny_runs["second"].run_id,
                   resamples=200)
     assert d["arms"] == ["rag-extractive", "closed-ft"]
     same = d["metrics"]["f1"]["rag-extractive"]  # extractive is deterministic: nothing changes
@@ -220,7 +220,7 @@ def test_retrieval_run_on_a_tiny_beir_set(eval_home: Path, embedder: Any) -> Non
     assert paths["html"].is_file()
     from rag_platform.eval import runs
 
-    assert runs.get_run(rag.store.sessions, run_id).kind == "retrieval"
+    assert runs.get_run(rag.store.ledger, run_id).kind == "retrieval"
 
 
 def test_unknown_arm_is_refused_before_any_work(tmp_path: Path, embedder: Any) -> None:

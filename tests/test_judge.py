@@ -42,9 +42,9 @@ def test_judge_run_scores_stored_answers_and_resumes(rag, llm_server: LLMServer)
     item = QAItem("q1", "Who wrote the first program?", ("Ada Lovelace",), "p1")
     answer = rag.ask(item.question, collection="qa", k=2, providers=["extractive"], use_cache=False)
     text, metrics, detail = score_rag(answer, item, 0.1, None)
-    run_id = runs.create_run(rag.store.sessions, kind="compare", status="done", dataset="t", collection="qa",
-                             arms=["rag-extractive"], split={"eval": ["q1"]}, split_hash="x")
-    runs.add_result(rag.store.sessions, run_id, "q1", "rag-extractive", text, metrics, detail)
+    run_id = rag.store.ledger.create_eval_run(kind="compare", status="done", dataset="t", collection="qa",
+                                              arms=["rag-extractive"], split={"eval": ["q1"]}, split_hash="x")
+    rag.store.ledger.add_eval_result(run_id, "q1", "rag-extractive", text, metrics, detail)
 
     def verdict(body: dict) -> str:
         prompt = body["messages"][-1]["content"]
@@ -57,10 +57,10 @@ def test_judge_run_scores_stored_answers_and_resumes(rag, llm_server: LLMServer)
     with pytest.raises(RagError, match="cannot judge"):
         judge_run(rag, run_id, "extractive")
     assert judge_run(rag, run_id, "judge") == 1
-    [row] = runs.results(rag.store.sessions, run_id)
+    [row] = runs.results(rag.store.ledger, run_id)
     assert row["metrics"]["judge_faithfulness"] == 0.5 and row["metrics"]["judge_relevance"] == 0.75
     assert row["metrics"]["judge"] == "judge (openai:m-judge)"
-    assert runs.get_run(rag.store.sessions, run_id).provenance["judge"] == "judge (openai:m-judge)"
+    assert runs.get_run(rag.store.ledger, run_id).provenance["judge"] == "judge (openai:m-judge)"
     assert judge_run(rag, run_id, "judge") == 0 and len(llm_server.requests) == 1  # already judged: skipped
-    summary = runs.summarise(runs.results(rag.store.sessions, run_id), ["rag-extractive"], resamples=50)
+    summary = runs.summarise(runs.results(rag.store.ledger, run_id), ["rag-extractive"], resamples=50)
     assert summary["metrics"]["judge_relevance"]["arms"]["rag-extractive"]["mean"] == 0.75

@@ -146,7 +146,7 @@ def test_concurrent_writers_lose_and_double_nothing(pg_settings) -> None:
         t.join()
     assert errors == []
     store = stores[0]
-    assert len(store.documents("c")) == 2 * 8 * 4 + 1
+    assert len(store.ledger.documents("c")) == 2 * 8 * 4 + 1
     assert store.chunk_count("c") == (2 * 8 * 4 + 1) * 4 == _vector_count(store)
     with store.sessions() as s:
         # 64 documents x 3 own texts + 16 'shared' versions x 3 + one boilerplate text: each cached once
@@ -154,7 +154,7 @@ def test_concurrent_writers_lose_and_double_nothing(pg_settings) -> None:
         assert s.scalar(text("SELECT count(*) FROM chunks c LEFT JOIN chunk_vectors v ON v.chunk_id = c.id"
                              " WHERE v.chunk_id IS NULL")) == 0
     assert store.revision(coll) == 16
-    shared = [d for d in store.documents("c") if d.source_uri == "shared"]
+    shared = [d for d in store.ledger.documents("c") if d.source_uri == "shared"]
     assert len(shared) == 1 and shared[0].chunk_count == 4
     for st in stores:
         st.engine.dispose()

@@ -57,7 +57,7 @@ def test_one_request_spends_one_rate_limit_token_however_many_dependencies_ask_f
     app = create_app(rag=rag, api_settings=uploads.ApiSettings(burst=3, rate_per_s=0.001))
     state = app.state.api
     assert isinstance(state, AppState) and state.rag is rag and state.uploads == uploads.uploads_root(rag)
-    _, raw = create_key(rag.store.sessions, collections=["*"], role="admin")
+    _, raw = create_key(rag.store.ledger, collections=["*"], role="admin")
     headers = {"Authorization": f"Bearer {raw}"}
     with TestClient(app, raise_server_exceptions=False) as client:
         rag.store.collection("kb", create=True)

@@ -88,8 +88,9 @@ def build_state(rag: RAG, cfg: ApiSettings) -> AppState:
         log.warning("RAG_API__AUTH=false: every caller is an admin of every collection; local use only")
     metrics = ApiMetrics()
     jobs = JobRunner(rag, on_report=metrics.observe_ingest)
+    store = rag.store  # opened now: keys are checked in its ledger
     return AppState(rag=rag, settings=cfg, chat=ChatSettings(),
-                    auth=Authenticator(rag.store.sessions, enabled=cfg.auth),
+                    auth=Authenticator(store.ledger, enabled=cfg.auth),
                     limiter=RateLimiter(cfg.rate_per_s, cfg.burst), metrics=metrics, jobs=jobs,
                     watches=FolderWatches(rag, cfg.watch_roots, jobs.writes))
 

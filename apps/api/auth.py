@@ -16,11 +16,9 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, update
-from sqlalchemy.orm import Session, sessionmaker
-
 from rag.errors import ConfigError, NotFoundError
-from rag.store.ledger import ApiKey, utcnow
+from rag.protocols import Ledger
+from rag.types import ApiKeyRecord
 from rag_platform.apps.api.limits import ApiError
 
 ROLES: dict[str, int] = {"read": 0, "write": 1, "admin": 2}
@@ -68,12 +66,12 @@ def hash_key(raw: str) -> str:
     return hashlib.sha256(raw.encode("utf-8")).hexdigest()
 
 
-def _info(row: ApiKey) -> KeyInfo:
+def _info(row: ApiKeyRecord) -> KeyInfo:
     return KeyInfo(row.id, row.name, row.prefix, row.role, tuple(row.collections or ()), row.created_at,
                    row.revoked_at)
 
 
-def create_key(sessions: sessionmaker[Session], *, collections: list[str], role: str = "read",
+def create_key(ledger: Ledger, *, collections: list[str], role: str = "read",
                name: str = "") -> tuple[KeyInfo, str]:
     """Store a new key's hash; returns its info and the raw key (show it once, then forget it)."""
     if role not in ROLES:
@@ -82,27 +80,19 @@ def create_key(sessions: sessionmaker[Session], *, collections: list[str], role:
         raise ConfigError("a key needs at least one collection, or '*' for all")
     prefix = secrets.token_hex(4)
     raw = f"rag_{prefix}_{secrets.token_urlsafe(32)}"
-    with sessions.begin() as s:
-        row = ApiKey(name=name, prefix=prefix, key_hash=hash_key(raw), role=role, collections=list(collections))
-        s.add(row)
-        s.flush()
-        info = _info(row)
-    return info, raw
+    row = ledger.add_api_key(name=name, prefix=prefix, key_hash=hash_key(raw), role=role, collections=collections)
+    return _info(row), raw
 
 
-def list_keys(sessions: sessionmaker[Session]) -> list[KeyInfo]:
-    with sessions() as s:
-        return [_info(r) for r in s.scalars(select(ApiKey).order_by(ApiKey.id))]
+def list_keys(ledger: Ledger) -> list[KeyInfo]:
+    return [_info(r) for r in ledger.api_keys()]
 
 
-def revoke_key(sessions: sessionmaker[Session], key_id: int) -> KeyInfo:
-    with sessions.begin() as s:
-        row = s.get(ApiKey, key_id)
-        if row is None:
-            raise NotFoundError(f"no API key with id {key_id}; see `rag keys list`")
-        if row.revoked_at is None:
-            row.revoked_at = utcnow()
-        return _info(row)
+def revoke_key(ledger: Ledger, key_id: int) -> KeyInfo:
+    row = ledger.revoke_api_key(key_id)
+    if row is None:
+        raise NotFoundError(f"no API key with id {key_id}; see `rag keys list`")
+    return _info(row)
 
 
 class Authenticator:
@@ -112,8 +102,8 @@ class Authenticator:
     that time without a database read on every request.
     """
 
-    def __init__(self, sessions: sessionmaker[Session], *, enabled: bool = True, ttl_s: float = 5.0) -> None:
-        self.sessions = sessions
+    def __init__(self, ledger: Ledger, *, enabled: bool = True, ttl_s: float = 5.0) -> None:
+        self.ledger = ledger
         self.enabled = enabled
         self.ttl_s = ttl_s
         self._cache: dict[str, tuple[float, KeyInfo]] = {}
@@ -149,9 +139,8 @@ class Authenticator:
         parts = raw.split("_")
         if len(parts) < 3 or parts[0] != "rag":
             return None
-        with self.sessions.begin() as s:
-            for row in s.scalars(select(ApiKey).where(ApiKey.prefix == parts[1], ApiKey.revoked_at.is_(None))):
-                if hmac.compare_digest(row.key_hash, digest):
-                    s.execute(update(ApiKey).where(ApiKey.id == row.id).values(last_used_at=utcnow()))
-                    return _info(row)
+        for row in self.ledger.api_keys(prefix=parts[1]):
+            if row.revoked_at is None and hmac.compare_digest(row.key_hash, digest):
+                self.ledger.touch_api_key(row.id)
+                return _info(row)
         return None

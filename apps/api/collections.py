@@ -12,10 +12,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, File, UploadFile
 from pydantic import BaseModel, Field
-from sqlalchemy import select
 
 from rag.errors import NotFoundError
-from rag.store.ledger import Collection
 from rag_platform.apps import uploads
 from rag_platform.apps.api.state import CollectionAdmin, Key, Reader, State, Writer
 from rag_platform.apps.uploads import ApiError, save_uploads
@@ -85,6 +83,5 @@ def delete_document(collection: str, document_id: int, state: State, key: Writer
     except NotFoundError:
         raise NotFoundError(f"no document with id {document_id} in collection {collection!r}; "
                             f"list them with GET /v1/collections/{collection}/documents") from None
-    with state.store.sessions() as s:
-        rev = s.scalar(select(Collection.revision).where(Collection.id == coll.id))
+    rev = state.store.revision(coll)
     return {"deleted": document_id, "source": state.public_path(source), "revision": rev}

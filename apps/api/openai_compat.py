@@ -28,12 +28,10 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from sqlalchemy import select
 
 from rag import Answer, AnswerStream, RagError
 from rag.errors import ConfigError, DependencyMissingError, IndexMismatchError, NotFoundError
 from rag.llm.base import ProviderError
-from rag.store.ledger import Collection
 from rag_platform.apps.answer_view import answer_extension
 from rag_platform.apps.api.auth import KeyInfo
 from rag_platform.apps.api.public import error_type
@@ -136,9 +134,8 @@ openai_router = APIRouter(route_class=OpenAIRoute, tags=["openai-compatible"])
 
 def _readable(state: AppState, key: KeyInfo) -> list[tuple[str, int]]:
     """(name, created) of every collection this key may read: the models it may use."""
-    with state.store.sessions() as s:
-        rows = s.execute(select(Collection.name, Collection.created_at).order_by(Collection.name)).all()
-    return [(name, int(created.timestamp()) if created else 0) for name, created in rows if key.can(name, "read")]
+    return [(c.name, int(c.created_at.timestamp()) if c.created_at else 0) for c in state.store.ledger.collections()
+            if key.can(c.name, "read")]
 
 
 def _unknown_model(state: AppState, model: str, key: KeyInfo) -> ApiError:

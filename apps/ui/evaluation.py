@@ -11,23 +11,25 @@ import base64
 from dataclasses import dataclass
 from typing import Any
 
+from rag.protocols import Ledger
+from rag.types import EvalRunInfo
 from rag_platform.eval import report as eval_report
 from rag_platform.eval import runs as eval_runs
 
 
-def run_rows(sessions: Any, limit: int = 100) -> list[dict[str, Any]]:
+def run_rows(ledger: Ledger, limit: int = 100) -> list[dict[str, Any]]:
     """One row per stored run, newest first."""
     return [{"run": r.id, "kind": r.kind, "status": r.status, "dataset": r.dataset, "collection": r.collection or "",
              "questions": (r.summary or {}).get("questions", len(r.split.get("eval", []))),
              "arms": ", ".join(r.arms), "code": r.code_version or "",
-             "created": r.created_at.strftime("%Y-%m-%d %H:%M")} for r in eval_runs.list_runs(sessions, limit)]
+             "created": r.created_at.strftime("%Y-%m-%d %H:%M")} for r in ledger.eval_runs(limit)]
 
 
 @dataclass
 class RunReport:
     """What the page shows for one run: metric table, plots (PNG bytes), Markdown and the HTML report."""
 
-    run: Any
+    run: EvalRunInfo
     summary: dict[str, Any]
     metric_rows: list[dict[str, Any]]
     latency_rows: list[dict[str, Any]]
@@ -42,10 +44,10 @@ def _ci(iv: dict[str, Any] | None) -> str:
     return f"{iv['mean']:.3f} [{iv['low']:.3f}, {iv['high']:.3f}]"
 
 
-def load_report(sessions: Any, run_id: int) -> RunReport:
+def load_report(ledger: Ledger, run_id: int) -> RunReport:
     """The run's stored summary (recomputed from its results when it has none yet, e.g. still running)."""
-    run = eval_runs.get_run(sessions, run_id)
-    rows = eval_runs.results(sessions, run_id)
+    run = eval_runs.get_run(ledger, run_id)
+    rows = eval_runs.results(ledger, run_id)
     summary = run.summary if run.summary and run.summary.get("metrics") else \
         eval_runs.summarise(rows, list(run.arms) or sorted({r["arm"] for r in rows}))
     arms = summary["arms"]
@@ -59,9 +61,9 @@ def load_report(sessions: Any, run_id: int) -> RunReport:
                      eval_report.html_report(run, summary, rows))
 
 
-def compare_rows(sessions: Any, run_a: int, run_b: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def compare_rows(ledger: Ledger, run_a: int, run_b: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(metric rows: A, B, B − A with its 95% paired CI; flipped questions) over the questions both answered."""
-    d = eval_runs.diff(sessions, run_a, run_b)
+    d = eval_runs.diff(ledger, run_a, run_b)
     metrics = [{"metric": m, "arm": arm, "A": round(v["a"], 4), "B": round(v["b"], 4),
                 "B − A [95% CI]": f"{v['mean']:+.3f} [{v['low']:+.3f}, {v['high']:+.3f}]",
                 "significant": "yes" if v["significant"] else ""}

@@ -12,9 +12,9 @@ from typing import cast
 
 from rag import registry
 from rag.config import Settings
-from rag.protocols import Searcher, SearchIndex, Store
+from rag.protocols import Ledger, Searcher, SearchIndex, Store
 
-__all__ = ["SearchIndex", "Searcher", "Store", "open_store", "store_kind"]
+__all__ = ["Ledger", "SearchIndex", "Searcher", "Store", "open_ledger", "open_store", "store_kind"]
 
 
 def store_kind(url: str) -> str:
@@ -28,3 +28,9 @@ def open_store(settings: Settings, *, embedder_id: str, dim: int) -> Store:
     return cast(Store, registry.create("store", store_kind(settings.database_url), settings,
                                        embedder_id=embedder_id, dim=dim))
 
+
+
+def open_ledger(settings: Settings) -> Ledger:
+    """The ledger of `settings.database_url` alone, built through the registry (kind `ledger`, the
+    store's name): records to list or manage with no embedder loaded and no index read."""
+    return cast(Ledger, registry.create("ledger", store_kind(settings.database_url), settings))

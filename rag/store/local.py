@@ -12,7 +12,6 @@ index a cache of it: an index left behind by a crash catches up by diffing ids.
 from __future__ import annotations
 
 import hashlib
-import re
 import shutil
 import threading
 import time
@@ -27,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from rag.config import Settings
 from rag.contextual import index_text
-from rag.errors import CollectionNotFoundError, ConfigError, IndexMismatchError, NotFoundError
+from rag.errors import IndexMismatchError, NotFoundError
 from rag.filters import Filters
 from rag.store import index as idx
 from rag.store.db import open_engine, session_factory
@@ -35,23 +34,15 @@ from rag.store.ledger import Chunk, Collection, Document, DocumentTag, Embedding
 from rag.store.live import ROW_COLS, LiveIndex
 from rag.store.local_filters import allowed_document_ids
 from rag.store.segment import AllowedIds
+from rag.store.sql_ledger import SqlLedger, check_collection_name, missing_collection
 from rag.types import Hit
 
 ALLOWED_CACHE = 32  # filters whose allowed-id sets are kept (bytes: 8 per id + 1 per indexed row)
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+__all__ = ["DocumentWrite", "LocalStore", "check_collection_name", "text_hash"]
 
 
 def text_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def check_collection_name(name: str) -> str:
-    if not _NAME.match(name):
-        raise ConfigError(
-            f"collection name {name!r} is not allowed: use 1-64 letters, digits, '_', '.' or '-', "
-            f"starting with a letter or digit"
-        )
-    return name
 
 
 @dataclass
@@ -77,6 +68,7 @@ class LocalStore:
         self.dim = dim
         self.engine = open_engine(settings.database_url)
         self.sessions = session_factory(self.engine)
+        self.ledger = SqlLedger(settings, self.sessions)
         self._live: LiveIndex | None = None  # built on first index use: PgStore reuses this class for its ledger
         self._allowed: OrderedDict[tuple[Any, ...], AllowedIds] = OrderedDict()  # recent filters' id sets
         self._allowed_lock = threading.Lock()
@@ -97,11 +89,7 @@ class LocalStore:
                 s.add(row)
                 s.flush()
             if row is None:
-                names = ", ".join(self.collection_names()) or "none"
-                where = (f"data home {self.settings.home.resolve()}" if not self.settings.db_url
-                         else "this database")
-                raise CollectionNotFoundError(name, f"no collection named {name!r} in {where} (existing: "
-                                              f"{names}); point at another data home with --home DIR or RAG_HOME")
+                raise missing_collection(self.settings, name, self.collection_names())
             s.expunge(row)
             return row
 
@@ -135,15 +123,6 @@ class LocalStore:
             rows = s.execute(select(Document.source_uri, Document.content_hash)
                              .where(Document.collection_id == coll.id, Document.status == "ok"))
             return {src: h for src, h in rows}
-
-    def documents(self, name: str) -> list[Document]:
-        coll = self.collection(name)
-        with self.sessions() as s:
-            rows = s.scalars(select(Document).where(Document.collection_id == coll.id)
-                             .order_by(Document.source_uri)).all()
-            for row in rows:
-                s.expunge(row)
-            return list(rows)
 
     def cached_vectors(self, hashes: Iterable[str]) -> dict[str, np.ndarray]:
         """Vectors already embedded by this model, by text hash."""

@@ -59,9 +59,10 @@ class PgStore:
         self.settings = settings.model_copy(update={"db_url": pg_url(settings.database_url)})
         self.embedder_id = embedder_id
         self.dim = dim
-        self._ledger = LocalStore(self.settings, embedder_id=embedder_id, dim=dim)
-        self.engine = self._ledger.engine
-        self.sessions = self._ledger.sessions
+        self._local = LocalStore(self.settings, embedder_id=embedder_id, dim=dim)
+        self.engine = self._local.engine
+        self.sessions = self._local.sessions
+        self.ledger = self._local.ledger  # the records: the same SQLAlchemy code serves both dialects
         self._indexed: set[int] = set()
         self._bm25 = Bm25Stats()  # N, avgdl and df per (collection, revision): shared by every search
         if not self._has_vector_table():
@@ -74,39 +75,36 @@ class PgStore:
 
     # -- ledger reads: the embedded store's SQLAlchemy code is dialect-portable --------
     def collection(self, name: str, *, create: bool = False) -> Collection:
-        return self._ledger.collection(name, create=create)
+        return self._local.collection(name, create=create)
 
     def collection_names(self) -> list[str]:
-        return self._ledger.collection_names()
+        return self._local.collection_names()
 
     def check_embedder(self, coll: Collection) -> None:
-        self._ledger.check_embedder(coll)
+        self._local.check_embedder(coll)
 
     def document_hashes(self, coll: Collection) -> dict[str, str]:
-        return self._ledger.document_hashes(coll)
-
-    def documents(self, name: str) -> list[Any]:
-        return self._ledger.documents(name)
+        return self._local.document_hashes(coll)
 
     def cached_vectors(self, hashes: Iterable[str]) -> dict[str, np.ndarray]:
-        return self._ledger.cached_vectors(hashes)
+        return self._local.cached_vectors(hashes)
 
     def revision(self, coll: Collection) -> int:
-        return self._ledger.revision(coll)
+        return self._local.revision(coll)
 
     def hits(self, ids: Sequence[int], scores: Sequence[float], ranks: dict[str, dict[int, int]],
              raw: dict[str, dict[int, float]]) -> list[Hit]:
-        return self._ledger.hits(ids, scores, ranks, raw)
+        return self._local.hits(ids, scores, ranks, raw)
 
     def chunk_count(self, name: str) -> int:
-        return self._ledger.chunk_count(name)
+        return self._local.chunk_count(name)
 
     def delete_collection(self, name: str) -> None:
         coll = self.collection(name)
         with self.sessions.begin() as s:
             s.execute(text(f"DROP INDEX IF EXISTS {sch.hnsw_index_name(coll.id)}"))
         self._indexed.discard(coll.id)
-        self._ledger.delete_collection(name)  # chunks and vectors go by ON DELETE CASCADE
+        self._local.delete_collection(name)  # chunks and vectors go by ON DELETE CASCADE
 
     # -- writes ------------------------------------------------------------------------
     def write_batch(self, coll: Collection, docs: Sequence[Any], *,

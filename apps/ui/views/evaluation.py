@@ -12,8 +12,8 @@ st.title("Evaluation")
 st.caption("Runs recorded by `rag eval compare` and `rag eval retrieval` in this data home.")
 
 with errors_shown():
-    sessions = get_rag().store.sessions
-    rows = evaluation.run_rows(sessions)
+    ledger = get_rag().store.ledger
+    rows = evaluation.run_rows(ledger)
     if not rows:
         st.info("No evaluation runs yet. Run `rag eval compare` (answers) or `rag eval retrieval` (search).")
         st.stop()
@@ -24,7 +24,7 @@ with errors_shown():
     report_tab, compare_tab = st.tabs(["Report", "Compare two runs"])
     with report_tab:
         run_id = st.selectbox("Run", ids, format_func=labels.__getitem__)
-        rep = evaluation.load_report(sessions, int(run_id))
+        rep = evaluation.load_report(ledger, int(run_id))
         st.markdown(f"**{rep.summary['questions']} questions** · arms: {', '.join(rep.summary['arms'])} · "
                     f"status {rep.run.status} · code {rep.run.code_version or '?'}")
         st.dataframe(pd.DataFrame(rep.metric_rows), hide_index=True, key="eval_metrics")
@@ -42,7 +42,7 @@ with errors_shown():
         else:
             a = st.selectbox("Run A", ids, index=1, format_func=labels.__getitem__)
             b = st.selectbox("Run B", ids, index=0, format_func=labels.__getitem__)
-            metrics, flips = evaluation.compare_rows(sessions, int(a), int(b))
+            metrics, flips = evaluation.compare_rows(ledger, int(a), int(b))
             if not metrics:
                 st.warning(f"Runs {a} and {b} share no arm and no question: nothing to compare.")
             else:
