@@ -5,11 +5,12 @@ Nothing is downloaded. On first use the model is built once (about 30 s on 2 cor
 1. export the fp32 model to ONNX (`torch.onnx.export`, TorchScript exporter, eager attention);
 2. dynamic quantization (`onnxruntime.quantization.quantize_dynamic`): int8 weights with one scale per
    output channel (one scale per tensor gave cosine ~0.93 with fp32 here; per channel ~0.99), activations
-   quantized per batch at run time, so every weight MatMul runs on the integer kernels (AVX-512 VNNI
-   where the CPU has it, AVX2 otherwise). No calibration data is needed.
+   quantized per call at run time (one text per call: see `Int8Embedder`), so every weight MatMul runs
+   on the integer kernels (AVX-512 VNNI where the CPU has it, AVX2 otherwise). No calibration data.
 
-Measured side by side on an AVX2-only EPYC (2 threads, loaded machine; bench/int8_recipes/, results in
-bench/results/int8_recipes.json): quantizing the *unfused* graph runs 1.65x fp32, against 1.24x when
+On an AVX-512 VNNI EPYC (2 threads) it encodes SciFact at 2.5-2.8x fp32 (bench/embedders.py); it is
+the default embedder for new collections. Earlier, on an AVX2-only EPYC (2 threads, loaded machine;
+bench/int8_recipes/, results in bench/results/int8_recipes.json): quantizing the *unfused* graph ran 1.65x fp32, against 1.24x when
 the BERT subgraphs are first fused (`onnxruntime.transformers.optimizer`: the fused int8 Attention op is
 slow on AVX2); static (calibrated) QDQ/QOperator int8 was slower than fp32 and less faithful (cosine
 ~0.94), OpenVINO int8 (NNCF) no faster than OpenVINO fp32 on this CPU.
@@ -21,8 +22,8 @@ onnxruntime version and the recipe version, so an upgrade rebuilds instead of re
 The vectors are close to (cosine >= 0.99), not equal to, the fp32 ones: `model_id` ends in `#int8`,
 and a collection embedded with one refuses the other (the manifest check).
 
-Select with `RAG_EMBEDDER__BACKEND=int8`; building needs `pip install 'rag-platform[onnx]'`
-(onnxruntime + onnx); torch and transformers are core dependencies.
+`RAG_EMBEDDER__BACKEND=int8` is the default; `sentence-transformers` selects fp32. onnxruntime, onnx,
+torch and transformers are core dependencies.
 """
 
 from __future__ import annotations
@@ -169,9 +170,16 @@ def _last_hidden(model: Any) -> Any:
 def Int8Embedder(settings: EmbedderSettings) -> OnnxEmbedder:  # noqa: N802 - a factory that reads as a class
     """The fp32 model quantized here; same tokenizer, pooling and limits as fp32.
 
+    One text per model call: dynamic quantization scales activations per tensor, so in a batch a text's
+    vector would depend on its batch-mates and their padding (cosine 0.991 between a query alone and the
+    same query beside five abstracts), and the same query could rank differently under load. Alone, a
+    text always gets the same vector. It costs nothing on passages (no padding: 2,825 against 2,726
+    tokens/s in batches of 32) and about 1.7x on short queries (80 against 137 queries/s), still 2.5x
+    what fp32 reaches batched.
+
     Example:
         >>> emb = Int8Embedder(EmbedderSettings(backend="int8"))
         >>> emb.model_id
         'sentence-transformers/all-MiniLM-L6-v2#int8'
     """
-    return OnnxEmbedder(settings, backend=BACKEND, graph=int8_graph)
+    return OnnxEmbedder(settings, backend=BACKEND, graph=int8_graph, max_batch=1)

@@ -103,9 +103,11 @@ class OnnxEmbedder:
     """
 
     def __init__(self, settings: EmbedderSettings, *, backend: str = BACKEND,
-                 graph: Callable[[EmbedderSettings, str], Path] = _onnx_file) -> None:
+                 graph: Callable[[EmbedderSettings, str], Path] = _onnx_file, max_batch: int | None = None) -> None:
         self.settings = settings
         self.backend = backend
+        self.max_batch = max_batch
+        """Most texts per model call, whatever the caller asks (None: no cap); see `rag.embed_int8`."""
         self.model_id = f"{settings.model}#{backend}"
         self._graph = graph
         self._state: _Loaded | None = None
@@ -200,7 +202,7 @@ class OnnxEmbedder:
         # sentence-transformers strips each text before tokenizing; do the same for parity.
         ids = [e.ids for e in state.encoder.encode_batch([str(t).strip() for t in texts])]
         order = np.argsort([-len(x) for x in ids], kind="stable")
-        size = batch_size or self.settings.batch_size
+        size = min(batch_size or self.settings.batch_size, self.max_batch or len(texts))
         out = np.empty((len(texts), state.dim), dtype=np.float32)
         for start in range(0, len(order), size):
             rows = order[start:start + size]

@@ -36,6 +36,15 @@ def test_int8_agrees_with_fp32(int8_embedder, fp32_embedder) -> None:
     assert float(int8_embedder.encode_query(SAMPLE[0]) @ b[0]) >= 0.99
 
 
+def test_a_texts_vector_does_not_depend_on_its_batch_mates(int8_embedder) -> None:
+    """Activations are quantized per model call: batched with others (and their padding), a text would get
+    another vector (cosine ~0.991 measured), so a query could rank differently under load."""
+    alone = int8_embedder.encode([SAMPLE[0]])[0]
+    beside = int8_embedder.encode([SAMPLE[0], *SAMPLE[1:], "x " * 200], batch_size=64)[0]
+    query = int8_embedder.encode_query(SAMPLE[0])
+    assert np.allclose(alone, beside, atol=1e-6) and np.allclose(alone, query, atol=1e-6)
+
+
 def test_int8_identity_and_limits(int8_embedder, fp32_embedder) -> None:
     from rag.protocols import Embedder
 
