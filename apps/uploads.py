@@ -147,7 +147,7 @@ def uploads_root(rag: RAG) -> Path:
 
 def upload_folder(rag: RAG, collection: str) -> Path:
     """Where uploads for `collection` are saved (the name is checked, so the path stays inside the root)."""
-    from rag.store.local import check_collection_name
+    from rag.store.base import check_collection_name
 
     return uploads_root(rag) / check_collection_name(collection)
 

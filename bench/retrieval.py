@@ -39,7 +39,7 @@ from sqlalchemy import select  # noqa: E402
 from rag import RAG  # noqa: E402
 from rag.config import RetrievalSettings  # noqa: E402
 from rag.retrieve import RetrievalRequest, fuse, run_retrievers  # noqa: E402
-from rag.store.ledger import Chunk, Document  # noqa: E402
+from rag.store.ledger import Chunk  # noqa: E402
 from rag_platform.eval.datasets import load_beir  # noqa: E402
 from rag_platform.eval.metrics import dedupe, evaluate_run  # noqa: E402
 
@@ -52,9 +52,9 @@ def pct(values: list[float], q: float) -> float:
 
 
 def chunk_to_doc(rag: RAG) -> dict[int, str]:
-    with rag.store.sessions() as s:
-        rows = s.execute(select(Chunk.id, Document.source_uri).join(Document, Chunk.document_id == Document.id))
-        return dict(rows.all())
+    """chunk id -> its document's source, through the store's ledger (any store)."""
+    ledger = rag.store.ledger
+    return {c.id: d.source_uri for d in ledger.documents("scifact") for c in ledger.document_chunks("scifact", d.id)}
 
 
 def base_runs(rag: RAG, queries: dict[str, str], fetch_k: int) -> dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]:

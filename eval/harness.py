@@ -31,7 +31,7 @@ from rag.errors import RagError
 from rag.llm.base import GenerationParams, Message
 from rag.llm.local_model import DEFAULT_LOCAL_MODEL
 from rag.llm.providers import make_provider
-from rag.store.index import manifest_hash, read_manifest
+from rag.store.base import manifest_hash
 from rag_platform.eval import runs
 from rag_platform.eval.datasets import QAData, QAItem
 from rag_platform.eval.finetune import (
@@ -138,7 +138,7 @@ def _providers(rag: RAG, cfg: CompareConfig, adapter: Path | None) -> list[Provi
 
 def _provenance(rag: RAG, cfg: CompareConfig, providers: list[ProviderSettings], adapter: Path | None,
                 data_hash: str, split: Split) -> dict[str, Any]:
-    manifest = read_manifest(rag.settings.index_root / cfg.collection)
+    manifest = rag.store.index_manifest(cfg.collection)
     return {
         "config": json.loads(json.dumps(asdict(cfg), default=str)), "embedder": rag.embedder.model_id,
         "chunking": rag.settings.chunking.model_dump(), "retrieval": {**rag.settings.retrieval.model_dump(), "k": cfg.k},

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.progress import track
 
 from rag.api import RAG
-from rag.store.index import manifest_hash, read_manifest
+from rag.store.base import manifest_hash
 from rag_platform.eval import runs
 from rag_platform.eval.datasets import BeirData
 from rag_platform.eval.metrics import average_precision, dedupe, mrr_at_k, ndcg_at_k, precision_at_k, recall_at_k
@@ -38,7 +38,7 @@ def evaluate_retrieval(rag: RAG, data: BeirData, *, dataset: str, collection: st
     console = console or Console()
     rag.ingest_texts(data.source_texts(), collection=collection)
     rag.store.index(collection)
-    manifest = read_manifest(rag.settings.index_root / collection)
+    manifest = rag.store.index_manifest(collection)
     qids = sorted(data.queries)[:queries] if queries else sorted(data.queries)
     prov = {"embedder": rag.embedder.model_id, "chunking": rag.settings.chunking.model_dump(),
             "retrieval": {**rag.settings.retrieval.model_dump(), "fetch": fetch}, "index_manifest": manifest,

@@ -27,7 +27,7 @@ from rag.config import ChunkingSettings, EmbedderSettings, Settings
 from rag.contextual import index_text
 from rag.errors import ConfigError, DependencyMissingError, LoaderError, RagError
 from rag.report import IngestReport, Progress
-from rag.store.local import DocumentWrite, text_hash
+from rag.store.base import DocumentWrite, text_hash
 from rag_platform.ingest.run import LocalIngestor
 from rag_platform.ingest.sources import Item
 

@@ -22,9 +22,7 @@ from rag.contextual import index_text
 from rag.errors import LoaderError, RagError
 from rag.priority import pause_for_searches
 from rag.report import FileResult, IngestReport, NullProgress, Progress
-from rag.store.base import Store
-from rag.store.index import read_manifest
-from rag.store.local import DocumentWrite, text_hash
+from rag.store.base import DocumentWrite, Store, text_hash
 from rag.types import SourceText
 from rag_platform.ingest.chunking import Chunker
 from rag_platform.ingest.sources import Item, TextItem, discover, under_roots
@@ -86,8 +84,9 @@ class LocalIngestor:
         try:
             self._process(items, coll, report, prune_roots, force, progress)
             rev = self.store.revision(coll)
-            manifest = read_manifest(self.settings.index_root / collection)
-            if getattr(self.store, "live_index", False):  # PostgreSQL keeps its indexes current itself
+            live = bool(getattr(self.store, "live_index", False))  # PostgreSQL keeps its indexes current itself
+            manifest = None if live else self.store.index_manifest(collection)
+            if live:
                 self.store.index(collection)
             elif manifest is None or int(manifest["ledger_revision"]) != rev:
                 progress.stage("index")

@@ -273,6 +273,12 @@ class Store(Protocol):
 
     def index(self, name: str) -> SearchIndex: ...
 
+    def index_manifest(self, name: str) -> dict[str, Any] | None:
+        """The collection's index manifest (`ledger_revision`, embedder, index kind and parameters) as
+        searches see it, without loading the index; None when none is built yet. Eval runs record its
+        hash; an ingest rebuilds when its `ledger_revision` lags the ledger (unless `live_index`)."""
+        ...
+
     def allowed_chunk_ids(self, name: str, filters: Filters | None) -> Any: ...
 
     def hits(self, ids: Sequence[int], scores: Sequence[float], ranks: dict[str, dict[int, int]],

@@ -1,7 +1,8 @@
 """The store boundary: ingest, eval and the apps reach the ledger only through `store.ledger` (a `Ledger`).
 
-Checked on the source (no session, engine or ORM model above `rag.store`), then the `Ledger` methods
-on a real SQLite store, and the same round trip on a real PostgreSQL one.
+Checked on the source (no session, engine or ORM model above `rag.store`, and from `rag.store` only
+the store-neutral names of `rag.store.base`), then the `Ledger` methods on a real SQLite store, and
+the same round trip on a real PostgreSQL one.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from rag import RAG, SourceText
 from rag.errors import CollectionNotFoundError, ConfigError, NotFoundError
 from rag.protocols import Ledger, Store
 from rag.report import FileResult, IngestReport
+from rag.store import base
 from rag.store.base import open_ledger
 from rag.types import CollectionInfo, QueryRecord
 
@@ -22,6 +24,12 @@ ROOT = Path(__file__).resolve().parents[1]
 USERS = [*(ROOT / "ingest").rglob("*.py"), *(ROOT / "eval").rglob("*.py"), *(ROOT / "apps").rglob("*.py"),
          ROOT / "rag" / "api.py", ROOT / "rag" / "pipeline.py"]
 FORBIDDEN_MODULES = ("sqlalchemy", "rag.store.ledger")
+# What a user of the store may import from rag.store: the names every store shares, whatever it is.
+PUBLIC_STORE_NAMES = {"rag.store.base": {"DocumentWrite", "Ledger", "SearchIndex", "Searcher", "Store",
+                                         "check_collection_name", "manifest_hash", "open_ledger", "open_store",
+                                         "store_kind", "text_hash"}}
+# `rag db upgrade` and `rag db current` (apps/cli.py): the SQL stores' schema migrations, by design SQL-only.
+SCHEMA_COMMANDS = {"rag.store.db": {"current_revision", "head_revision", "make_engine", "upgrade"}}
 
 
 def _dotted(node: ast.expr) -> str:
@@ -31,8 +39,19 @@ def _dotted(node: ast.expr) -> str:
     return node.id if isinstance(node, ast.Name) else "?"
 
 
+def _store_internals(node: ast.Import | ast.ImportFrom, allowed: dict[str, set[str]]) -> list[str]:
+    """Names imported from `rag.store` that are not in `allowed` (module -> names)."""
+    if isinstance(node, ast.Import):
+        return [a.name for a in node.names if a.name.startswith("rag.store")]
+    module = node.module or ""
+    if not (module == "rag.store" or module.startswith("rag.store.")) or module.startswith(FORBIDDEN_MODULES):
+        return []
+    return [f"{module}.{a.name}" for a in node.names if a.name not in allowed.get(module, set())]
+
+
 def boundary_breaches(path: Path) -> list[str]:
-    """Imports of SQLAlchemy or the ORM models, and uses of a store's `sessions` or `engine`."""
+    """Imports of SQLAlchemy, the ORM models or a store's internals, and uses of a store's `sessions` or `engine`."""
+    allowed = PUBLIC_STORE_NAMES | (SCHEMA_COMMANDS if path == ROOT / "apps" / "cli.py" else {})
     out = []
     for node in ast.walk(ast.parse(path.read_text())):
         names = []
@@ -41,6 +60,8 @@ def boundary_breaches(path: Path) -> list[str]:
         elif isinstance(node, ast.ImportFrom) and node.module:
             names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
         out += [f"line {node.lineno}: imports {n}" for n in names if n.startswith(FORBIDDEN_MODULES)]
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            out += [f"line {node.lineno}: imports {n}, not a public store name" for n in _store_internals(node, allowed)]
         if isinstance(node, ast.Attribute) and (
                 node.attr == "sessions" or (node.attr == "engine" and _dotted(node.value).endswith("store"))):
             out.append(f"line {node.lineno}: {_dotted(node)}")
@@ -56,10 +77,24 @@ def test_users_of_the_store_never_touch_sessions_or_orm_models() -> None:
 def test_the_check_catches_a_breach(tmp_path: Path) -> None:
     src = tmp_path / "x.py"
     src.write_text("from rag.store.ledger import Document\nwith rag.store.sessions() as s: pass\nrag.store.engine\n"
-                   "settings.ocr.engine\n")
-    assert sorted(boundary_breaches(src)) == ["line 1: imports rag.store.ledger",
-                                              "line 1: imports rag.store.ledger.Document",
-                                              "line 2: rag.store.sessions", "line 3: rag.store.engine"]
+                   "settings.ocr.engine\nfrom rag.store.base import DocumentWrite, Store, text_hash\n"
+                   "from rag.store.local import DocumentWrite\nfrom rag.store.base import LocalStore\n"
+                   "import rag.store.index\nfrom rag.store import index\nfrom rag.store.db import upgrade\n")
+    assert sorted(boundary_breaches(src)) == sorted([
+        "line 1: imports rag.store.ledger", "line 1: imports rag.store.ledger.Document",
+        "line 2: rag.store.sessions", "line 3: rag.store.engine",
+        "line 6: imports rag.store.local.DocumentWrite, not a public store name",
+        "line 7: imports rag.store.base.LocalStore, not a public store name",
+        "line 8: imports rag.store.index, not a public store name",
+        "line 9: imports rag.store.index, not a public store name",
+        "line 10: imports rag.store.db.upgrade, not a public store name"])
+
+
+def test_the_public_store_names_are_what_rag_store_base_exports() -> None:
+    assert PUBLIC_STORE_NAMES == {"rag.store.base": set(base.__all__)}
+    from rag.store import local
+
+    assert local.DocumentWrite is base.DocumentWrite and local.text_hash is base.text_hash  # old imports still work
 
 
 def test_store_protocol_exposes_a_ledger_not_sessions(rag: RAG) -> None:
@@ -99,6 +134,9 @@ def test_documents_and_chunks_as_plain_records(rag: RAG) -> None:
     assert stats["c"] == CollectionInfo("c", 2, 0, sum(d.chunk_count for d in docs), rag.store.revision(
         rag.store.collection("c")), rag.embedder.model_id)
     assert [c.name for c in ledger.collections()] == ["c", "other"] and ledger.collections()[0].created_at
+    manifest = rag.store.index_manifest("c")  # through the Store, not by reading the index folder
+    assert manifest is not None and manifest["ledger_revision"] == stats["c"].revision
+    assert manifest["collection"] == "c" and rag.store.index_manifest("nope") is None
 
 
 def test_moving_documents_keeps_chunks_and_drops_stored_answers(rag: RAG) -> None:
@@ -206,3 +244,9 @@ def test_records_and_documents_on_postgres(pg_rag: RAG) -> None:
     assert ledger.document_states("c") == {"b.txt": (doc.content_hash, "ok")}
     exercise_records(ledger)
     assert isinstance(open_ledger(pg_rag.settings), Ledger)
+    from rag.store.local import LocalStore
+
+    assert not [k for k, v in vars(pg_rag.store).items() if isinstance(v, LocalStore)]  # no embedded store inside
+    manifest = pg_rag.store.index_manifest("c")
+    assert manifest["dense"]["kind"] == "pgvector-hnsw" and manifest["chunks"] == doc.chunk_count
+    assert manifest["ledger_revision"] == pg_rag.store.revision(pg_rag.store.collection("c"))

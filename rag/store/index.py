@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import json
 import os
 import shutil
@@ -32,6 +31,7 @@ import numpy as np
 from rag.config import IndexSettings
 from rag.errors import IndexMismatchError, NotFoundError
 from rag.store import segment as sg
+from rag.store.base import embedder_env
 from rag.store.bm25 import SparseView
 from rag.store.dense import DenseView, SegmentDense
 
@@ -57,10 +57,6 @@ class Snapshot:
 
 
 LoadedIndex = Snapshot  # the name earlier versions used
-
-
-def manifest_hash(manifest: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()
 
 
 def _fsync_write(path: Path, data: str) -> None:
@@ -94,12 +90,6 @@ def read_manifest(root: Path) -> dict[str, Any] | None:
 def current_folder(root: Path) -> Path | None:
     """The folder holding the live index (all segments), or None when there is none."""
     return root if current_name(root) else None
-
-
-def embedder_env(embedder_id: str) -> str:
-    """The settings that select the embedder with this id (`model#backend` for other backends)."""
-    model, _, backend = embedder_id.partition("#")
-    return f"RAG_EMBEDDER__MODEL={model} RAG_EMBEDDER__BACKEND={backend or 'sentence-transformers'}"
 
 
 @contextlib.contextmanager

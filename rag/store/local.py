@@ -11,65 +11,39 @@ index a cache of it: an index left behind by a crash catches up by diffing ids.
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from rag.config import Settings
 from rag.contextual import index_text
-from rag.errors import IndexMismatchError, NotFoundError
+from rag.errors import NotFoundError
 from rag.filters import Filters
 from rag.store import index as idx
-from rag.store.db import open_engine, session_factory
-from rag.store.ledger import Chunk, Collection, Document, DocumentTag, Embedding, IndexBuild, document_tags
+from rag.store.base import DocumentWrite, check_collection_name, text_hash
+from rag.store.ledger import Chunk, Collection, Document, DocumentTag, Embedding, document_tags
 from rag.store.live import ROW_COLS, LiveIndex
 from rag.store.local_filters import allowed_document_ids
 from rag.store.segment import AllowedIds
-from rag.store.sql_ledger import SqlLedger, check_collection_name, missing_collection
-from rag.types import Hit
+from rag.store.sql_reads import SqlReads
 
 ALLOWED_CACHE = 32  # filters whose allowed-id sets are kept (bytes: 8 per id + 1 per indexed row)
 __all__ = ["DocumentWrite", "LocalStore", "check_collection_name", "text_hash"]
 
 
-def text_hash(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-@dataclass
-class DocumentWrite:
-    """A document's new version, ready to replace the old one in one transaction."""
-
-    source: str
-    content_hash: str
-    media_type: str
-    size_bytes: int
-    title: str | None
-    metadata: dict[str, Any]
-    chunks: Sequence[Any]  # rag.types.ChunkDraft
-    vectors: dict[str, np.ndarray] = field(default_factory=dict)  # text hash -> vector, new ones only
-
-
-class LocalStore:
+class LocalStore(SqlReads):
     """Ledger + index folders for every collection under one data home."""
 
     def __init__(self, settings: Settings, *, embedder_id: str, dim: int) -> None:
-        self.settings = settings
-        self.embedder_id = embedder_id
-        self.dim = dim
-        self.engine = open_engine(settings.database_url)
-        self.sessions = session_factory(self.engine)
-        self.ledger = SqlLedger(settings, self.sessions)
-        self._live: LiveIndex | None = None  # built on first index use: PgStore reuses this class for its ledger
+        super().__init__(settings, embedder_id=embedder_id, dim=dim)
+        self._live: LiveIndex | None = None  # built on first index use
         self._allowed: OrderedDict[tuple[Any, ...], AllowedIds] = OrderedDict()  # recent filters' id sets
         self._allowed_lock = threading.Lock()
 
@@ -79,62 +53,15 @@ class LocalStore:
             self._live = LiveIndex(self)
         return self._live
 
-    # -- collections -----------------------------------------------------------------
-    def collection(self, name: str, *, create: bool = False) -> Collection:
-        check_collection_name(name)
-        with self.sessions.begin() as s:
-            row = s.scalar(select(Collection).where(Collection.name == name))
-            if row is None and create:
-                row = Collection(name=name, revision=0, metadata_={})
-                s.add(row)
-                s.flush()
-            if row is None:
-                raise missing_collection(self.settings, name, self.collection_names())
-            s.expunge(row)
-            return row
-
-    def collection_names(self) -> list[str]:
-        with self.sessions() as s:
-            return list(s.scalars(select(Collection.name).order_by(Collection.name)))
-
     def delete_collection(self, name: str) -> None:
         coll = self.collection(name)
         with self.live.writer(name):
-            with self.sessions.begin() as s:
-                s.execute(delete(Collection).where(Collection.id == coll.id))
+            self._delete_collection_rows(coll)
             self.live.forget(name)
             for path in (self.settings.index_root / name).iterdir():
                 shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
 
-    def check_embedder(self, coll: Collection) -> None:
-        """Refuse to mix two vector spaces in one collection."""
-        if coll.embedder_id and coll.embedder_id != self.embedder_id:
-            raise IndexMismatchError(
-                f"collection {coll.name!r} holds vectors of {coll.embedder_id!r}, the configured "
-                f"embedder is {self.embedder_id!r}: set {idx.embedder_env(coll.embedder_id)} "
-                f"to use it again, or run `rag delete {coll.name} --yes` and ingest again with the new embedder "
-                f"(or ingest into a new collection)"
-            )
-
     # -- documents ---------------------------------------------------------------------
-    def document_hashes(self, coll: Collection) -> dict[str, str]:
-        """source -> content hash of every successfully ingested document."""
-        with self.sessions() as s:
-            rows = s.execute(select(Document.source_uri, Document.content_hash)
-                             .where(Document.collection_id == coll.id, Document.status == "ok"))
-            return {src: h for src, h in rows}
-
-    def cached_vectors(self, hashes: Iterable[str]) -> dict[str, np.ndarray]:
-        """Vectors already embedded by this model, by text hash."""
-        wanted = list(set(hashes))
-        out: dict[str, np.ndarray] = {}
-        with self.sessions() as s:
-            for i in range(0, len(wanted), 500):
-                rows = s.execute(select(Embedding.text_hash, Embedding.vector).where(
-                    Embedding.model_id == self.embedder_id, Embedding.text_hash.in_(wanted[i:i + 500])))
-                out.update({h: np.frombuffer(v, dtype=np.float32) for h, v in rows})
-        return out
-
     def write_batch(self, coll: Collection, docs: Sequence[DocumentWrite], *,
                     failed: Sequence[tuple[str, str, str, int]] = (), removed: Sequence[str] = ()) -> int:
         """Replace/insert `docs`, record first-time failures, delete `removed`; one transaction.
@@ -220,17 +147,13 @@ class LocalStore:
             s.execute(insert(Embedding), rows)
 
     # -- index -------------------------------------------------------------------------
-    def revision(self, coll: Collection) -> int:
-        with self.sessions() as s:
-            return int(s.scalar(select(Collection.revision).where(Collection.id == coll.id)) or 0)
-
     def rebuild_index(self, name: str) -> dict[str, Any]:
         """Replace every segment with one built from the ledger (`rag reindex`; after changing index settings)."""
         t0 = time.perf_counter()
         coll = self.collection(name)
         with self.live.writer(name):
             snap = self.live.rebuild(name, coll=coll)
-        self._record_build(coll, snap, time.perf_counter() - t0)
+        self._record_build(coll, snap.manifest, snap.name, time.perf_counter() - t0)
         return dict(snap.manifest)
 
     def compact(self, name: str) -> dict[str, Any]:
@@ -241,19 +164,18 @@ class LocalStore:
         snap = self.live.compact(name)
         if snap is None:
             raise NotFoundError(f"collection {name!r} has no index yet: run `rag ingest PATH --collection {name}`")
-        self._record_build(coll, snap, time.perf_counter() - t0)
+        self._record_build(coll, snap.manifest, snap.name, time.perf_counter() - t0)
         return dict(snap.manifest)
-
-    def _record_build(self, coll: Collection, snap: idx.Snapshot, seconds: float) -> None:
-        with self.sessions.begin() as s:
-            s.add(IndexBuild(collection_id=coll.id, revision=snap.revision, manifest_hash=idx.manifest_hash(snap.manifest),
-                             folder=snap.name, chunk_count=int(snap.manifest["chunks"]), seconds=seconds))
 
     def index(self, name: str) -> idx.Snapshot:
         """The last published snapshot; never rebuilt here (a lagging one is caught up in the background)."""
         coll = self.collection(name)  # one query: the row carries the revision
         self.check_embedder(coll)
         return self.live.snapshot(name, int(coll.revision or 0))
+
+    def index_manifest(self, name: str) -> dict[str, Any] | None:
+        """The published snapshot's manifest as written on disk (None before the first build); reads no segment."""
+        return idx.read_manifest(self.settings.index_root / check_collection_name(name))
 
     def wait_background(self) -> None:
         """Wait for background merges and catch-ups of this process (tests, benchmarks, clean exits)."""
@@ -290,33 +212,3 @@ class LocalStore:
                 while len(self._allowed) > ALLOWED_CACHE:
                     self._allowed.popitem(last=False)
         return got
-
-    def hits(self, ids: Sequence[int], scores: Sequence[float], ranks: dict[str, dict[int, int]],
-             raw: dict[str, dict[int, float]]) -> list[Hit]:
-        """Attach text and source metadata to ranked ids (done last, off the hot path)."""
-        if not len(ids):
-            return []
-        cols = (Chunk.id, Chunk.text, Chunk.page, Chunk.heading_path, Chunk.char_start, Chunk.char_end,
-                Document.id, Document.source_uri, Document.title, Document.media_type, Document.metadata_)
-        with self.sessions() as s:  # plain columns: ORM objects cost more than the search itself
-            rows = s.execute(select(*cols).join(Document, Chunk.document_id == Document.id)
-                             .where(Chunk.id.in_([int(i) for i in ids]))).all()
-        by_id = {r[0]: r for r in rows}
-        out = []
-        for cid, score in zip(ids, scores, strict=True):
-            r = by_id.get(int(cid))
-            if r is None:  # deleted since the snapshot was published
-                continue
-            out.append(Hit(chunk_id=r[0], score=float(score), text=r[1], document_id=r[6],
-                           source=r[7], title=r[8], page=r[2],
-                           heading_path=tuple(r[3] or ()), char_start=r[4],
-                           char_end=r[5], media_type=r[9],
-                           ranks={n: rk[int(cid)] for n, rk in ranks.items() if int(cid) in rk},
-                           scores={n: v[int(cid)] for n, v in raw.items() if int(cid) in v},
-                           metadata=dict(r[10] or {})))
-        return out
-
-    def chunk_count(self, name: str) -> int:
-        coll = self.collection(name)
-        with self.sessions() as s:
-            return int(s.scalar(select(func.count()).select_from(Chunk).where(Chunk.collection_id == coll.id)) or 0)

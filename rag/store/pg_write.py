@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from rag.contextual import index_text
 from rag.errors import IndexMismatchError
 from rag.store.ledger import Chunk, Collection, Document, DocumentTag, Embedding, document_tags
-from rag.store.local import text_hash
+from rag.store.base import text_hash
 from rag.store.pg_schema import VECTORS_TABLE, vector_literal
 
 _RETRY_STATES = {"40P01", "40001"}  # deadlock detected, serialization failure

@@ -1,8 +1,8 @@
 """The PostgreSQL store: the same ledger (same Alembic migrations) plus pgvector and full-text search.
 
 Use it by pointing the database URL at PostgreSQL, e.g.
-`RAG_DB_URL=postgresql+psycopg://user:pw@host:5432/rag`. Reads reuse the
-embedded store's ledger code (plain SQLAlchemy); writes are PostgreSQL
+`RAG_DB_URL=postgresql+psycopg://user:pw@host:5432/rag`. Reads share the
+embedded store's ledger code (`rag.store.sql_reads`, plain SQLAlchemy); writes are PostgreSQL
 upserts (`INSERT ... ON CONFLICT`) in one transaction per batch, so several
 ingestion workers can write one collection at once. PostgreSQL keeps the
 HNSW and GIN indexes current on every insert: there is no index folder to
@@ -16,23 +16,21 @@ Example:
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 from sqlalchemy import text
 
 from rag.config import Settings
 from rag.errors import ConfigError, DependencyMissingError, RagError
 from rag.filters import Filters
 from rag.store import pg_schema as sch
-from rag.store.ledger import Collection, IndexBuild
-from rag.store.local import LocalStore
+from rag.store.ledger import Collection
 from rag.store.pg_bm25 import Bm25Stats
 from rag.store.pg_filters import PgFilter, to_sql
 from rag.store.pg_search import PgDense, PgIndex, PgSparse
 from rag.store.pg_write import write_batch
-from rag.types import Hit
+from rag.store.sql_reads import SqlReads
 
 HNSW_M = 16  # pgvector's defaults; docs/scaling.md sizes memory from them
 HNSW_EF_CONSTRUCTION = 64
@@ -46,7 +44,7 @@ def pg_url(url: str) -> str:
     return f"postgresql+psycopg://{rest}"
 
 
-class PgStore:
+class PgStore(SqlReads):
     """Ledger, pgvector HNSW and full-text index of every collection in one PostgreSQL database."""
 
     live_index = True  # the database maintains both indexes on write: nothing to rebuild after ingest
@@ -56,13 +54,9 @@ class PgStore:
             import psycopg  # noqa: F401
         except ImportError as exc:
             raise DependencyMissingError("the PostgreSQL store", "pg", "psycopg") from exc
-        self.settings = settings.model_copy(update={"db_url": pg_url(settings.database_url)})
-        self.embedder_id = embedder_id
-        self.dim = dim
-        self._local = LocalStore(self.settings, embedder_id=embedder_id, dim=dim)
-        self.engine = self._local.engine
-        self.sessions = self._local.sessions
-        self.ledger = self._local.ledger  # the records: the same SQLAlchemy code serves both dialects
+        # ledger, collections and reads: the same SQLAlchemy code serves both dialects
+        super().__init__(settings.model_copy(update={"db_url": pg_url(settings.database_url)}),
+                         embedder_id=embedder_id, dim=dim)
         self._indexed: set[int] = set()
         self._bm25 = Bm25Stats()  # N, avgdl and df per (collection, revision): shared by every search
         if not self._has_vector_table():
@@ -73,38 +67,12 @@ class PgStore:
         with self.sessions() as s:
             return bool(s.scalar(text("SELECT to_regclass(:t) IS NOT NULL"), {"t": sch.VECTORS_TABLE}))
 
-    # -- ledger reads: the embedded store's SQLAlchemy code is dialect-portable --------
-    def collection(self, name: str, *, create: bool = False) -> Collection:
-        return self._local.collection(name, create=create)
-
-    def collection_names(self) -> list[str]:
-        return self._local.collection_names()
-
-    def check_embedder(self, coll: Collection) -> None:
-        self._local.check_embedder(coll)
-
-    def document_hashes(self, coll: Collection) -> dict[str, str]:
-        return self._local.document_hashes(coll)
-
-    def cached_vectors(self, hashes: Iterable[str]) -> dict[str, np.ndarray]:
-        return self._local.cached_vectors(hashes)
-
-    def revision(self, coll: Collection) -> int:
-        return self._local.revision(coll)
-
-    def hits(self, ids: Sequence[int], scores: Sequence[float], ranks: dict[str, dict[int, int]],
-             raw: dict[str, dict[int, float]]) -> list[Hit]:
-        return self._local.hits(ids, scores, ranks, raw)
-
-    def chunk_count(self, name: str) -> int:
-        return self._local.chunk_count(name)
-
     def delete_collection(self, name: str) -> None:
         coll = self.collection(name)
         with self.sessions.begin() as s:
             s.execute(text(f"DROP INDEX IF EXISTS {sch.hnsw_index_name(coll.id)}"))
         self._indexed.discard(coll.id)
-        self._local.delete_collection(name)  # chunks and vectors go by ON DELETE CASCADE
+        self._delete_collection_rows(coll)  # chunks and vectors go by ON DELETE CASCADE
 
     # -- writes ------------------------------------------------------------------------
     def write_batch(self, coll: Collection, docs: Sequence[Any], *,
@@ -155,13 +123,12 @@ class PgStore:
             conn.execute(text(f"REINDEX INDEX {sch.hnsw_index_name(coll.id)}"))
             conn.execute(text(f"ANALYZE {sch.VECTORS_TABLE}"))
         full = self.manifest(coll)
-        with self.sessions.begin() as s:
-            from rag.store.index import manifest_hash
-
-            s.add(IndexBuild(collection_id=coll.id, revision=full["ledger_revision"],
-                             manifest_hash=manifest_hash(full), folder=sch.hnsw_index_name(coll.id),
-                             chunk_count=full["chunks"], seconds=time.perf_counter() - t0))
+        self._record_build(coll, full, sch.hnsw_index_name(coll.id), time.perf_counter() - t0)
         return full
+
+    def index_manifest(self, name: str) -> dict[str, Any]:
+        """What `manifest` says now: the tables are the index, so it is always current."""
+        return self.manifest(self.collection(name))
 
     def index(self, name: str) -> PgIndex:
         """Searchers over the live tables; PostgreSQL keeps them current, so never stale."""

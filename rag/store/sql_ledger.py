@@ -13,7 +13,6 @@ Example:
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -22,25 +21,16 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from rag.config import Settings
-from rag.errors import CollectionNotFoundError, ConfigError
+from rag.errors import CollectionNotFoundError
 from rag.report import IngestReport
+from rag.store.base import check_collection_name
 from rag.store.db import open_engine, session_factory
 from rag.store.ledger import AnswerCache, Chunk, Collection, Document, IngestFile, IngestRun, QueryLog
 from rag.store.sql_records import SqlRecords
 from rag.types import ChunkInfo, CollectionInfo, CollectionRecord, DocumentInfo, QueryRecord
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _CHUNK_COLS = (Chunk.id, Chunk.document_id, Chunk.ordinal, Chunk.text, Chunk.page, Chunk.heading_path,
                Chunk.char_start, Chunk.char_end)
-
-
-def check_collection_name(name: str) -> str:
-    if not _NAME.match(name):
-        raise ConfigError(
-            f"collection name {name!r} is not allowed: use 1-64 letters, digits, '_', '.' or '-', "
-            f"starting with a letter or digit"
-        )
-    return name
 
 
 def missing_collection(settings: Settings, name: str, names: Sequence[str]) -> CollectionNotFoundError:
