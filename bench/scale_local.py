@@ -189,7 +189,22 @@ def bulk_load(rag: RAG, n_chunks: int, per_batch: int = 500) -> int:
     return i
 
 
-def measure(n_chunks: int, base: Path) -> dict[str, Any]:
+def _compacted(rag: RAG, queries: list[str], res: dict[str, Any]) -> None:
+    """The same searches after `rag compact` (one segment)."""
+    t0 = time.perf_counter()
+    rag.store.compact("c")
+    res["compact_s"] = time.perf_counter() - t0
+    snap = rag.store.index("c")
+    res["dense_kind_after_compact"] = snap.manifest["segments"][0]["dense"]
+    lat, flat, fresh = side_by_side(rag, queries)
+    res["compacted_hybrid_p50_ms"], res["compacted_hybrid_p99_ms"] = (float(np.percentile(lat, 50)),
+                                                                      float(np.percentile(lat, 99)))
+    res["compacted_filtered_ratio_p50"] = float(np.percentile(flat, 50)) / res["compacted_hybrid_p50_ms"]
+    res["compacted_new_filter_ratio_p50"] = float(np.percentile(fresh, 50)) / res["compacted_hybrid_p50_ms"]
+    res["compacted_dense_recall_at_10"] = recall_at_10(rag, queries[:100])
+
+
+def measure(n_chunks: int, base: Path, compact: bool = True) -> dict[str, Any]:
     home = base / f"n{n_chunks}"
     rag = RAG.open(settings=Settings(home=home, ingest=IngestSettings(batch_files=256)), embedder=HashEmbedder())
     rss0 = rss_mb()
@@ -220,17 +235,8 @@ def measure(n_chunks: int, base: Path) -> dict[str, Any]:
     res["filtered_new_filter_p99_ms"] = float(np.percentile(fresh, 99))
     res["filtered_new_filter_ratio_p50"] = res["filtered_new_filter_p50_ms"] / res["hybrid_p50_ms"]
     res["dense_recall_at_10"] = recall_at_10(rag, queries[:100])
-    t0 = time.perf_counter()
-    rag.store.compact("c")
-    res["compact_s"] = time.perf_counter() - t0
-    snap = rag.store.index("c")
-    res["dense_kind_after_compact"] = snap.manifest["segments"][0]["dense"]
-    lat, flat, fresh = side_by_side(rag, queries)
-    res["compacted_hybrid_p50_ms"], res["compacted_hybrid_p99_ms"] = (float(np.percentile(lat, 50)),
-                                                                      float(np.percentile(lat, 99)))
-    res["compacted_filtered_ratio_p50"] = float(np.percentile(flat, 50)) / res["compacted_hybrid_p50_ms"]
-    res["compacted_new_filter_ratio_p50"] = float(np.percentile(fresh, 50)) / res["compacted_hybrid_p50_ms"]
-    res["compacted_dense_recall_at_10"] = recall_at_10(rag, queries[:100])
+    if compact:
+        _compacted(rag, queries, res)
     res.update(concurrent(rag, queries, start=2 * 10**6))
     rag.store.wait_background()
     res["rss_mb"] = rss_mb()
@@ -343,13 +349,14 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "scale_local.json")
     ap.add_argument("--home", type=Path, default=None,
                     help="keep each size's built corpus here and reuse it on the next run (the 1M build takes long)")
+    ap.add_argument("--no-compact", action="store_true", help="skip the full compaction and its searches")
     args = ap.parse_args()
     results: dict[str, Any] = {"embedder": "hash-seeded bag-of-words (size figures only; quality uses the real model)",
                                "sizes": {}}
     with tempfile.TemporaryDirectory(prefix="scale-local-") as tmp:
         for n in args.sizes:
             console.print(f"building {n:,} chunks ...")
-            results["sizes"][str(n)] = measure(n, args.home or Path(tmp))
+            results["sizes"][str(n)] = measure(n, args.home or Path(tmp), compact=not args.no_compact)
             console.print(results["sizes"][str(n)])
     if args.quality:
         results["scifact"] = quality(args.quality_home)
