@@ -191,7 +191,7 @@ def main() -> None:
     # cached (both sides call the same embedder), so the figure is the retrieval itself.
     emb = rag.embedder
     emb.settings.query_cache, cache_size = 0, emb.settings.query_cache
-    emb._queries.clear()
+    emb.queries.clear()
     _, ours_cold = timed(lambda q: rag.search(q, collection="scifact", k=10), texts)
     emb.settings.query_cache = cache_size
     for q in texts:
@@ -200,7 +200,7 @@ def main() -> None:
     ens = langchain_ensemble(rag, args.fetch_k)
     lc_out, lc_secs = timed(ens.invoke, texts)  # warm: the vectors cached above
     emb.settings.query_cache = 0
-    emb._queries.clear()
+    emb.queries.clear()
     _, lc_cold = timed(ens.invoke, texts)
     emb.settings.query_cache = cache_size
     lc_run = {qid: dedupe([c2d[d.metadata["chunk_id"]] for d in docs]) for qid, docs in zip(tq, lc_out)}

@@ -38,6 +38,39 @@ def resolve_model_path(name: str) -> str:
     return name
 
 
+class QueryCache:
+    """LRU cache of query vectors (a search then an ask, a UI re-run), shared by the embedder backends."""
+
+    def __init__(self, settings: EmbedderSettings) -> None:
+        self.settings = settings  # `query_cache` is read on every put: 0 turns the cache off at once
+        self._lock = threading.Lock()
+        self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()
+
+    def get(self, text: str) -> np.ndarray | None:
+        with self._lock:
+            hit = self._vectors.get(text)
+            if hit is not None:
+                self._vectors.move_to_end(text)
+            return hit
+
+    def put(self, text: str, vec: np.ndarray) -> np.ndarray:
+        vec.setflags(write=False)
+        size = self.settings.query_cache
+        if size:
+            with self._lock:
+                self._vectors[text] = vec
+                while len(self._vectors) > size:
+                    self._vectors.popitem(last=False)
+        return vec
+
+    def clear(self) -> None:
+        with self._lock:
+            self._vectors.clear()
+
+    def __len__(self) -> int:
+        return len(self._vectors)
+
+
 class SentenceTransformerEmbedder:
     """fp32 sentence-transformers model; vectors L2-normalised for inner product.
 
@@ -52,7 +85,7 @@ class SentenceTransformerEmbedder:
         self.model_id = settings.model
         self._model: Any = None
         self._lock = threading.Lock()
-        self._queries: OrderedDict[str, np.ndarray] = OrderedDict()
+        self.queries = QueryCache(settings)
         self._fast: Any = None  # (tokenizer, transformer, max_len) when the model is plain mean pooling
 
     def _load(self) -> Any:
@@ -119,20 +152,8 @@ class SentenceTransformerEmbedder:
         A single short text spends more time in `SentenceTransformer.encode`'s batching than
         in the model, so a plain mean-pooling model is run directly (same vector).
         """
-        size = self.settings.query_cache
-        with self._lock:
-            hit = self._queries.get(text)
-            if hit is not None:
-                self._queries.move_to_end(text)
-                return hit
-        vec = self._encode_one(text)
-        vec.setflags(write=False)
-        if size:
-            with self._lock:
-                self._queries[text] = vec
-                while len(self._queries) > size:
-                    self._queries.popitem(last=False)
-        return vec
+        hit = self.queries.get(text)
+        return hit if hit is not None else self.queries.put(text, self._encode_one(text))
 
     def _encode_one(self, text: str) -> np.ndarray:
         fast = self._fast_path()

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from rag.config import DEFAULT_EMBEDDER, EmbedderSettings
-from rag.embed import resolve_model_path
+from rag.embed import QueryCache, resolve_model_path
 from rag.errors import ConfigError, DependencyMissingError, ModelLoadError
 
 BACKEND = "onnx-int8"
@@ -108,6 +108,7 @@ class OnnxEmbedder:
         self.backend = backend
         self.max_batch = max_batch
         """Most texts per model call, whatever the caller asks (None: no cap); see `rag.embed_int8`."""
+        self.queries = QueryCache(settings)
         self.model_id = f"{settings.model}#{backend}"
         self._graph = graph
         self._state: _Loaded | None = None
@@ -210,8 +211,12 @@ class OnnxEmbedder:
         return out
 
     def encode_query(self, text: str) -> np.ndarray:
+        """One query vector; repeated queries hit an LRU cache (`EmbedderSettings.query_cache`)."""
+        hit = self.queries.get(text)
+        if hit is not None:
+            return hit
         row: np.ndarray = self.encode([text])[0]
-        return row
+        return self.queries.put(text, row.copy())
 
     # -- one batch ---------------------------------------------------------------------
     @staticmethod
