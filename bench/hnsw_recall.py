@@ -74,8 +74,10 @@ def real_texts(data: Path = DATA) -> tuple[list[str], list[str]]:
         for para in article["paragraphs"]:
             passages.append(_sentences(para["context"]))
             questions.extend(qa["question"] for qa in para["qas"])
-    claims = {json.loads(x)["_id"]: json.loads(x)["text"] for x in (data / "scifact" / "queries.jsonl").read_text().splitlines()}
-    test = {x.split("\t")[0] for x in (data / "scifact" / "qrels" / "test.tsv").read_text().splitlines()[1:] if x.strip()}
+    rows = [json.loads(x) for x in (data / "scifact" / "queries.jsonl").read_text().splitlines()]
+    claims = {r["_id"]: r["text"] for r in rows}
+    qrels = (data / "scifact" / "qrels" / "test.tsv").read_text().splitlines()[1:]
+    test = {x.split("\t")[0] for x in qrels if x.strip()}
     held_out = [claims[q] for q in sorted(test, key=int)]
     train = [t for q, t in claims.items() if q not in test]
     corpus: set[str] = set(titles) | set(questions) | set(train)
@@ -89,20 +91,20 @@ def real_texts(data: Path = DATA) -> tuple[list[str], list[str]]:
 
 
 def embed_cached(embedder: SentenceTransformerEmbedder, texts: list[str], name: str,
-                 embed: bool = True) -> np.ndarray:
-    """Vectors of `texts` (batch 64), cached per chunk of CHUNK texts under CACHE/<key>/.
+                 embed: bool = True) -> tuple[np.ndarray, list[int]]:
+    """(vectors, positions in `texts`) with batch 64, cached per chunk of CHUNK texts under CACHE/<key>/.
 
-    `embed=False`: only the vectors already cached, i.e. of a prefix of `texts` (a random sample).
+    `embed=False`: only the chunks already cached (the order is random, so any set of chunks is a random sample).
     """
     key = hashlib.sha256((embedder.model_id + "\n" + "\n".join(texts)).encode()).hexdigest()[:16]
     folder = CACHE / f"{name}-{key}"
     folder.mkdir(parents=True, exist_ok=True)
-    parts = []
+    parts, rows = [], []
     t0, done = time.perf_counter(), 0
     for start in range(0, len(texts), CHUNK):
         path = folder / f"{start:07d}.npy"
         if not path.exists() and not embed:
-            break
+            continue
         if not path.exists():
             vecs = embedder.encode(texts[start:start + CHUNK], batch_size=64)
             np.save(folder / f"{start:07d}.tmp.npy", vecs)
@@ -111,7 +113,9 @@ def embed_cached(embedder: SentenceTransformerEmbedder, texts: list[str], name: 
             rate = done / (time.perf_counter() - t0)
             console.print(f"{name}: embedded {start + len(vecs):,}/{len(texts):,} ({rate:.0f} texts/s)")
         parts.append(np.load(path))
-    return np.ascontiguousarray(np.concatenate(parts), dtype=np.float32)
+        rows.extend(range(start, start + len(parts[-1])))
+    dim = parts[0].shape[1] if parts else 384
+    return np.ascontiguousarray(np.concatenate(parts) if parts else np.zeros((0, dim)), dtype=np.float32), rows
 
 
 def measure(approx: SegmentDense, exact: SegmentDense, queries: np.ndarray, ef: int, fetch_k: int) -> dict[str, float]:
@@ -163,28 +167,30 @@ def main() -> None:
     ap.add_argument("--ef", type=int, nargs="*", default=[16, 32, 64, 128, 256])
     ap.add_argument("--embed-only", action="store_true", help="fill the vector cache and stop")
     ap.add_argument("--cached-only", action="store_true",
-                    help="measure over the vectors cached so far (a random prefix of the corpus), embed nothing")
+                    help="measure over the vectors cached so far (a random sample of the corpus), embed nothing")
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "hnsw_recall.json")
     args = ap.parse_args()
     settings = Settings()
     embedder = SentenceTransformerEmbedder(EmbedderSettings())
     texts, held_out = real_texts()
+    total = len(texts)
     console.print(f"{len(texts):,} distinct corpus texts, {len(held_out)} held-out queries")
-    qvecs = embed_cached(embedder, held_out, "queries")
-    vecs = embed_cached(embedder, texts, "corpus", embed=not args.cached_only)
-    texts = texts[:len(vecs)]
+    qvecs, _ = embed_cached(embedder, held_out, "queries")
+    vecs, rows = embed_cached(embedder, texts, "corpus", embed=not args.cached_only)
+    console.print(f"{len(vecs):,} corpus vectors cached ({len(vecs) / len(texts):.0%} of the corpus)")
+    texts = [texts[i] for i in rows]
     if args.embed_only:
         return
     cfg = settings.index
     out: dict[str, Any] = {
-        "model": embedder.model_id, "texts": len(texts), "dim": int(vecs.shape[1]), "queries": len(qvecs),
+        "model": embedder.model_id, "texts": len(texts), "corpus_texts_total": total, "dim": int(vecs.shape[1]),
+        "queries": len(qvecs),
         "corpus": "SciFact abstract + SQuAD context sentence windows (1-2 sentences, stride 1), SciFact titles "
                   "and train claims, SQuAD questions; queries: SciFact test claims (held out)",
         "dense": cfg.dense, "hnsw_min_rows": cfg.hnsw_min_rows, "hnsw_m": cfg.hnsw_m,
         "ef_construction": cfg.hnsw_ef_construction, "default_ef_search": cfg.hnsw_ef_search,
         "fetch_k": settings.retrieval.fetch_k, "by_size": {}}
-    for size in args.sizes:
-        n = len(texts) if size <= 0 or size > len(texts) else size
+    for n in sorted({len(texts) if size <= 0 or size > len(texts) else size for size in args.sizes}):
         out["by_size"][str(n)] = run_size(vecs, qvecs, n, settings, args.ef)
     table = Table(title=f"HNSW (M={cfg.hnsw_m}, efConstruction={cfg.hnsw_ef_construction}) recall@10 vs exact, "
                         f"{embedder.model_id}, {len(qvecs)} held-out queries (shared machine: read ratios)")

@@ -109,7 +109,8 @@ FILTER_KINDS = {  # each resolved in SQL through its own index (rag.store.local_
     "modified_between": Filters(modified_after=datetime(2017, 1, 1, tzinfo=UTC),
                                 modified_before=datetime(2019, 1, 1, tzinfo=UTC)),
     "document_ids": Filters(document_ids=tuple(range(1, 201, 4))),
-    "combined": Filters(tags=("even",), media_types=("text/markdown",), modified_after=datetime(2020, 1, 1, tzinfo=UTC)),
+    "combined": Filters(tags=("even",), media_types=("text/markdown",),
+                        modified_after=datetime(2020, 1, 1, tzinfo=UTC)),
 }
 
 

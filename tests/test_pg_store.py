@@ -224,9 +224,9 @@ def test_sql_filters_equal_brute_force(pg_rag) -> None:
     `Filters.match_document` over the ledger rows; replaced and deleted documents included."""
     from test_local_filters import CASES, doc
 
-    pg_rag.ingest_texts([doc(i) for i in range(14)], collection="c")
-    pg_rag.ingest_texts([doc(i, version=1) for i in range(0, 8, 2)], collection="c")
-    pg_rag.ingest_texts([doc(i) for i in range(4)], collection="other")
+    pg_rag.ingest_texts([doc(i, nan=False) for i in range(14)], collection="c")
+    pg_rag.ingest_texts([doc(i, version=1, nan=False) for i in range(0, 8, 2)], collection="c")
+    pg_rag.ingest_texts([doc(i, nan=False) for i in range(4)], collection="other")
     pg_rag.store.write_batch(pg_rag.store.collection("c"), [], removed=["d03", "d07"])
     coll = pg_rag.store.collection("c")
     with pg_rag.store.sessions() as s:

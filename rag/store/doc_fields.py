@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 MAX_TEXT = 200  # longer keys and values are stored as a hash: a PostgreSQL btree entry must stay small
-NO_MATCH = "\x00"  # an encoded value no stored row holds (NaN equals nothing, not even itself)
+NO_MATCH = "x:nan"  # NaN's row: it blocks `key == None` but equals nothing, not even itself
 
 
 def _bounded(kind: str, text: str) -> str:
@@ -68,7 +68,7 @@ def metadata_rows(document_id: int, collection_id: int, metadata: dict[str, Any]
     rows = []
     for key, value in (metadata or {}).items():
         enc = encode_value(value)
-        if enc is not None and enc != NO_MATCH:
+        if enc is not None:
             rows.append({"document_id": document_id, "collection_id": collection_id, "key": encode_key(str(key)),
                          "value": enc})
     return rows

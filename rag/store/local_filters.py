@@ -14,7 +14,7 @@ follows what each field selects, never a scan of every document's JSON:
 The answer is documents, not chunks: several times fewer ids, no join with chunks, and each
 segment maps them to rows through its document-id column (`rag.store.segment.AllowedIds`).
 A metadata value that is a list or an object is narrowed in SQL to the documents holding
-such a value under that key, then checked in Python with `Filters.match_document`.
+that key, then checked in Python with `Filters.match_document`.
 """
 
 from __future__ import annotations
@@ -123,7 +123,7 @@ def _metadata(collection_id: int, key: str, value: Any) -> tuple[Select[Any], bo
         return _documents(collection_id, Document.id.not_in(rows)), False
     if is_scalar(value):
         return rows.where(DocumentMeta.value == encode_value(value)), False
-    return rows.where(DocumentMeta.value >= "j", DocumentMeta.value < "k"), True  # any list or object
+    return rows, True  # a list or an object: the documents holding the key, checked in Python
 
 
 def _parts(collection_id: int, filters: Filters, sqlite: bool) -> tuple[list[Select[Any]], bool]:
