@@ -49,7 +49,7 @@ from rag.embed import SentenceTransformerEmbedder  # noqa: E402
 from rag.store import segment as sg  # noqa: E402
 from rag.store.dense import SegmentDense, dense_kind  # noqa: E402
 
-console = Console()
+console = Console(width=150)
 DATA = REPO.parent / "shared" / "data"
 CACHE = REPO / ".bench-cache" / "hnsw_recall"
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\[])")
