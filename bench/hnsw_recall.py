@@ -47,7 +47,7 @@ from rich.table import Table  # noqa: E402
 from rag.config import EmbedderSettings, Settings  # noqa: E402
 from rag.embed import SentenceTransformerEmbedder  # noqa: E402
 from rag.store import segment as sg  # noqa: E402
-from rag.store.dense import SegmentDense, dense_kind  # noqa: E402
+from rag.store.dense import SegmentDense, dense_kind, set_search_threads  # noqa: E402
 
 console = Console(width=150)
 DATA = REPO.parent / "shared" / "data"
@@ -182,6 +182,7 @@ def main() -> None:
     if args.embed_only:
         return
     cfg = settings.index
+    set_search_threads(cfg.search_threads)  # the OpenMP team a search in the store uses
     out: dict[str, Any] = {
         "model": embedder.model_id, "texts": len(texts), "corpus_texts_total": total, "dim": int(vecs.shape[1]),
         "queries": len(qvecs),
@@ -189,7 +190,7 @@ def main() -> None:
                   "and train claims, SQuAD questions; queries: SciFact test claims (held out)",
         "dense": cfg.dense, "hnsw_min_rows": cfg.hnsw_min_rows, "hnsw_m": cfg.hnsw_m,
         "ef_construction": cfg.hnsw_ef_construction, "default_ef_search": cfg.hnsw_ef_search,
-        "fetch_k": settings.retrieval.fetch_k, "by_size": {}}
+        "fetch_k": settings.retrieval.fetch_k, "search_threads": cfg.search_threads, "by_size": {}}
     for n in sorted({len(texts) if size <= 0 or size > len(texts) else size for size in args.sizes}):
         out["by_size"][str(n)] = run_size(vecs, qvecs, n, settings, args.ef)
     table = Table(title=f"HNSW (M={cfg.hnsw_m}, efConstruction={cfg.hnsw_ef_construction}) recall@10 vs exact, "
