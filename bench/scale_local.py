@@ -6,8 +6,10 @@ are timed and texts that share words still land near each other. For each size:
   * add one document, replace one, delete one (median of 5, through `RAG.ingest_texts` /
     `write_batch`, i.e. ledger transaction + new segment + tombstones + snapshot publish);
   * hybrid search p50/p99 (k=10, query embedding included), a repeated filter and a filter seen for the
-    first time (measured query by query beside the unfiltered search), and dense recall@10 of the index
-    against exact search over the same vectors;
+    first time (measured query by query beside the unfiltered search), each filter kind (tags, media type,
+    metadata, source glob by prefix and by suffix, dates, document ids, a combination) against the unfiltered
+    p50 with the filter cache emptied before every search, and dense recall@10 of the index against exact
+    search over the same vectors (hash vectors: see bench/hnsw_recall.py for real ones);
   * search p99 while a 10k-chunk ingest runs into the same collection, against idle p99;
   * RSS and disk bytes per chunk.
 Quality (`--quality`, the real model): SciFact test nDCG@10 of the default search and of BM25
