@@ -7,7 +7,7 @@ array (which they intersect with each segment's chunk ids, not through document 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import numpy as np
@@ -17,22 +17,50 @@ from sqlalchemy import select
 from rag import RAG, SourceText
 from rag.config import IndexSettings, IngestSettings, Settings
 from rag.filters import Filters
-from rag.store.ledger import Chunk, Document, DocumentTag, document_tags
+from rag.store.doc_fields import metadata_rows, modified_at
+from rag.store.ledger import Chunk, Collection, Document, DocumentMeta, DocumentTag, document_tags
 
 WORDS = ["solar", "wind", "water", "battery", "grid", "heat", "pump", "panel", "storm", "river", "coal", "nuclear"]
 QUERIES = ["solar panel", "wind storm", "river water grid", "heat pump battery"]
+AFTER, BEFORE = datetime(2022, 1, 1, tzinfo=UTC), datetime(2023, 6, 1, tzinfo=UTC)
 CASES = [Filters(tags=("red",)), Filters(tags=("red", "blue")), Filters(tags=("solo",)), Filters(tags=("none",)),
+         Filters(media_types=("text/markdown",)), Filters(media_types=("text/plain", "text/html")),
+         Filters(media_types=("application/pdf",)),
+         Filters(source_glob="d0?"), Filters(source_glob="d1*"), Filters(source_glob="*5"), Filters(source_glob="*"),
+         Filters(source_glob="d[0-1][!3]"), Filters(source_glob="d?[^2]"), Filters(source_glob="x*"),
+         Filters(metadata=(("team", "t1"),)), Filters(metadata=(("n", 1),)), Filters(metadata=(("n", 1.0),)),
+         Filters(metadata=(("flag", True),)), Filters(metadata=(("flag", 1),)), Filters(metadata=(("score", 0.5),)),
+         Filters(metadata=(("team", None),)), Filters(metadata=(("missing", None),)), Filters(metadata=(("n", None),)),
+         Filters(metadata=(("team", "t1"), ("n", 2))), Filters(metadata=(("list", [1]),)),
+         Filters(metadata=(("n", "1"),)), Filters(metadata=(("team", float("nan")),)),
+         Filters(modified_after=AFTER), Filters(modified_before=BEFORE),
+         Filters(modified_after=AFTER, modified_before=BEFORE), Filters(modified_after=datetime(2022, 1, 1)),
+         Filters(modified_before=datetime(2021, 3, 1, 5, 30, tzinfo=timezone(timedelta(hours=6)))),
          Filters(tags=("blue",), media_types=("text/plain",)), Filters(tags=("red",), source_glob="d1*"),
-         Filters(source_glob="d0?"), Filters(metadata=(("team", "t1"),)),
-         Filters(tags=("blue",), modified_after=datetime(2022, 1, 1, tzinfo=UTC))]
+         Filters(tags=("blue",), modified_after=AFTER),
+         Filters(tags=("red", "blue"), media_types=("text/plain", "text/markdown"), source_glob="d*",
+                 metadata=(("team", "t0"),), modified_before=BEFORE),
+         Filters(source_glob="*[0-4]", metadata=(("list", [0]),), modified_after=datetime(2020, 1, 1, tzinfo=UTC))]
+MODIFIED = ["2020-03-01T00:00:00+00:00", "2021-03-01T02:00:00+05:00", "2022-03-01", "2023-03-01T00:00:00+00:00",
+            "2024-03-01T00:00:00-08:00", "yesterday", None, 20220301]
 
 
-def doc(i: int, version: int = 0) -> SourceText:
+def doc(i: int, version: int = 0, nan: bool = True) -> SourceText:
     rng = np.random.default_rng(100 * version + i)
     text = " ".join(WORDS[j] for j in rng.integers(0, len(WORDS), 40 + 7 * i))
     tags: object = [["red"], ["blue", "red"], "solo", ["blue", "blue"], [], [3, "blue"]][(i + version) % 6]
-    return SourceText(source=f"d{i:02d}", title=None, text=text,
-                      metadata={"tags": tags, "team": f"t{i % 3}", "modified": f"202{i % 5}-03-01T00:00:00+00:00"})
+    meta: dict[str, object] = {"tags": tags, "team": f"t{i % 3}", "n": (i + version) % 4, "flag": i % 2 == 1,
+                               "score": [0.5, 1.0, 2][i % 3]}
+    if i % 5 != 4:
+        meta["list"] = [(i + version) % 2]
+    if MODIFIED[(i + version) % len(MODIFIED)] is not None:
+        meta["modified"] = MODIFIED[(i + version) % len(MODIFIED)]
+    if i % 7 == 6:
+        meta["team"] = None
+    if i % 9 == 8 and nan:  # PostgreSQL's JSON has no NaN
+        meta["n"] = float("nan")  # equals nothing, and is not None
+    return SourceText(source=f"d{i:02d}", title=None, text=text, media_type=["text/plain", "text/markdown",
+                      "text/html"][(i + version) % 3], metadata=meta)
 
 
 def open_rag(home: Path, embedder: object) -> RAG:
@@ -45,13 +73,28 @@ def brute_force_chunks(rag: RAG, f: Filters) -> np.ndarray:
     coll = rag.store.collection("c")
     with rag.store.sessions() as s:
         docs = s.scalars(select(Document).where(Document.collection_id == coll.id, Document.status == "ok")).all()
-        keep = [d.id for d in docs if f.match_document(d.source_uri, d.media_type, d.metadata_ or {}, d.updated_at)]
+        keep = [d.id for d in docs if f.match_document(d.source_uri, d.media_type, d.metadata_ or {}, d.updated_at)
+                and (not f.document_ids or d.id in f.document_ids)]  # match_document has no id to check
         return np.array(sorted(s.scalars(select(Chunk.id).where(Chunk.document_id.in_(keep)))), np.int64)
+
+
+def id_cases(rag: RAG) -> list[Filters]:
+    """Document-id filters: live ids, deleted or replaced ones, and one of another collection."""
+    with rag.store.sessions() as s:
+        ids = {src: d for src, d in s.execute(select(Document.source_uri, Document.id).join(Collection)
+                                              .where(Collection.name == "c"))}
+        other = s.scalars(select(Document.id).join(Collection).where(Collection.name == "other")).first()
+        every = set(s.scalars(select(Document.id)))
+    gone = sorted(set(range(1, max(every))) - every)[:3]
+    assert gone and other is not None
+    live = [ids[k] for k in sorted(ids)[:6:2]]
+    return [Filters(document_ids=(*live, *gone, 10**6)), Filters(document_ids=(live[0], other)),
+            Filters(document_ids=tuple(ids.values()), tags=("red",), source_glob="d0*")]
 
 
 def assert_filters_match_brute_force(rag: RAG) -> None:
     snap = rag.store.index("c")
-    for f in CASES:
+    for f in CASES + id_cases(rag):
         allowed = rag.store.allowed_chunk_ids("c", f)
         want = brute_force_chunks(rag, f)
         for q in QUERIES:
@@ -63,6 +106,24 @@ def assert_filters_match_brute_force(rag: RAG) -> None:
                 assert set(got[0].tolist()) <= set(want.tolist())
         dense_all = snap.dense.search(rag.embedder.encode_query("solar"), 10_000, allowed)[0]
         assert sorted(dense_all.tolist()) == want.tolist(), f  # every allowed chunk, and nothing else, is searched
+
+
+def field_rows(rag: RAG) -> tuple[set[tuple[int, str, str]], dict[int, datetime | None]]:
+    """(document_metadata rows, documents.modified_at per ok document) as stored."""
+    with rag.store.sessions() as s:
+        meta = {(d, k, v) for d, k, v in s.execute(select(DocumentMeta.document_id, DocumentMeta.key,
+                                                          DocumentMeta.value))}
+        when = {d: None if w is None else w.replace(tzinfo=UTC)
+                for d, w in s.execute(select(Document.id, Document.modified_at).where(Document.status == "ok"))}
+    return meta, when
+
+
+def expected_field_rows(rag: RAG) -> tuple[set[tuple[int, str, str]], dict[int, datetime | None]]:
+    with rag.store.sessions() as s:
+        rows = s.execute(select(Document.id, Document.collection_id, Document.metadata_)
+                         .where(Document.status == "ok")).all()
+    meta = {(r["document_id"], r["key"], r["value"]) for d, c, m in rows for r in metadata_rows(d, c, m)}
+    return meta, {d: modified_at(m) for d, _, m in rows}
 
 
 def tag_rows(rag: RAG) -> set[tuple[int, str]]:
@@ -81,6 +142,7 @@ def built(tmp_path: Path, embedder: object) -> RAG:
     """18 documents in batches of 3, then 5 replaced (new tags) and 3 deleted: many segments with deletions."""
     rag = open_rag(tmp_path / "h", embedder)
     rag.ingest_texts([doc(i) for i in range(18)], collection="c")
+    rag.ingest_texts([doc(i) for i in range(6)], collection="other")  # same sources and metadata: never leak in
     rag.ingest_texts([doc(i, version=1) for i in range(0, 10, 2)], collection="c")
     coll = rag.store.collection("c")
     rag.store.write_batch(coll, [], removed=["d03", "d07", "d15"])
@@ -90,14 +152,15 @@ def built(tmp_path: Path, embedder: object) -> RAG:
 
 def test_filtered_search_equals_brute_force(built: RAG) -> None:
     assert tag_rows(built) == expected_tag_rows(built)  # written with each version, gone with deleted ones
+    assert field_rows(built) == expected_field_rows(built)
     assert_filters_match_brute_force(built)
     built.store.compact("c")  # merged segments carry the document ids over
     assert len(built.store.index("c").segments) == 1
     assert_filters_match_brute_force(built)
 
 
-def test_upgrade_backfills_tags_and_document_ids(built: RAG, tmp_path: Path, embedder: object) -> None:
-    """A store written before migration 0007 and docs.npy: opened again, its filters still agree with brute force."""
+def test_upgrade_backfills_filter_rows_and_document_ids(built: RAG, tmp_path: Path, embedder: object) -> None:
+    """A store written before migrations 0007-0008 and docs.npy: opened again, its filters agree with brute force."""
     from alembic import command
 
     from rag.store.db import alembic_config
@@ -109,14 +172,88 @@ def test_upgrade_backfills_tags_and_document_ids(built: RAG, tmp_path: Path, emb
     assert removed, "the segments had document ids to remove"
     old = open_rag(home, embedder)  # migrates to head (backfill); loads segments without docs.npy
     assert tag_rows(old) == expected_tag_rows(old) != set()
+    meta, when = field_rows(old)  # migration 0008 backfilled the metadata rows and modified_at
+    assert (meta, when) == expected_field_rows(old) and meta and any(when.values()) and None in when.values()
     assert all(s.docs is not None for s in old.store.index("c").segments)
     assert_filters_match_brute_force(old)
     old.ingest_texts([doc(i, version=2) for i in range(18, 24)] + [doc(0, version=3)], collection="c")
     assert tag_rows(old) == expected_tag_rows(old)
+    assert field_rows(old) == expected_field_rows(old)
     red = {h.source for h in old.search("solar wind water", collection="c", k=50, mode="bm25",
                                         filters=Filters(tags=("red",)))}
     with old.store.sessions() as s:
-        want = {src for src, meta in s.execute(select(Document.source_uri, Document.metadata_))
-                if "red" in document_tags(meta)}
+        want = {src for src, meta in s.execute(select(Document.source_uri, Document.metadata_).join(Collection)
+                                               .where(Collection.name == "c")) if "red" in document_tags(meta)}
     assert red == want and any(int(s[1:]) >= 18 for s in red) and any(int(s[1:]) < 18 for s in red)
     assert_filters_match_brute_force(old)
+
+
+PLAN_CASES = {"tags": Filters(tags=("red", "blue")), "metadata": Filters(metadata=(("team", "t1"),)),
+              "metadata list": Filters(metadata=(("list", [1]),)), "media": Filters(media_types=("text/plain",)),
+              "glob prefix": Filters(source_glob="docs/2024/*.md"), "glob suffix": Filters(source_glob="*.md"),
+              "after": Filters(modified_after=AFTER), "between": Filters(modified_after=AFTER, modified_before=BEFORE),
+              "ids": Filters(document_ids=(1, 2, 3)),
+              "all": Filters(tags=("red",), media_types=("text/plain",), source_glob="d*", modified_before=BEFORE,
+                             metadata=(("team", "t1"),), document_ids=(1, 2))}
+
+
+def test_every_filter_field_is_an_index_lookup(tmp_path: Path) -> None:
+    """EXPLAIN QUERY PLAN: each field's query searches an index (a range where the field gives one), never scans."""
+    from sqlalchemy import text
+
+    from rag.store.db import make_engine, upgrade
+    from rag.store.local_filters import document_query
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'plan.db'}")
+    upgrade(engine)
+    plans = {}
+    with engine.connect() as conn:
+        for name, f in PLAN_CASES.items():
+            sql = document_query(1, f)[0].compile(dialect=engine.dialect, compile_kwargs={"literal_binds": True})
+            plans[name] = [r[3] for r in conn.execute(text(f"EXPLAIN QUERY PLAN {sql}"))]
+    for name, plan in plans.items():
+        steps = [p for p in plan if p.startswith(("SEARCH", "SCAN"))]
+        indexed = all(p.startswith("SEARCH") and ("INDEX" in p or "PRIMARY KEY" in p) for p in steps)
+        assert steps and indexed, (name, plan)
+    assert any("ix_document_tags_collection_tag (collection_id=? AND tag=?)" in p for p in plans["tags"])
+    assert any("(collection_id=? AND key=? AND value=?)" in p for p in plans["metadata"])
+    assert any("source_uri>? AND source_uri<?" in p for p in plans["glob prefix"])
+    assert any("ix_documents_collection_status_media" in p and "media_type=?" in p for p in plans["media"])
+    assert any("modified_at>? AND modified_at<?" in p for p in plans["between"])
+    assert any("modified_at=? AND updated_at>? AND updated_at<?" in p for p in plans["between"])  # IS NULL branch
+    assert plans["ids"] == ["SEARCH documents USING INTEGER PRIMARY KEY (rowid=?)"]
+    assert len([p for p in plans["all"] if p.startswith("SEARCH")]) == 7
+
+
+def test_glob_translation_agrees_with_fnmatch() -> None:
+    """SQLite GLOB over the translated pattern matches exactly what fnmatch matches (or the caller uses fnmatch)."""
+    import fnmatch
+    import random
+    import sqlite3
+
+    from rag.store.local_filters import glob_for_sqlite, literal_prefix
+
+    rng = random.Random(13)
+    names = ["".join(rng.choice("ab-]^![.") for _ in range(rng.randint(0, 5))) for _ in range(300)]
+    db = sqlite3.connect(":memory:")
+    translated = 0
+    for _ in range(1500):
+        pattern = "".join(rng.choice("ab-]^![*?.") for _ in range(rng.randint(1, 6)))
+        glob = glob_for_sqlite(pattern)
+        for name in names:
+            want = fnmatch.fnmatchcase(name, pattern)
+            assert not want or name.startswith(literal_prefix(pattern)), (pattern, name)
+            if glob is not None:
+                assert (db.execute("SELECT ? GLOB ?", (name, glob)).fetchone()[0] == 1) == want, (pattern, glob, name)
+        translated += glob is not None
+    assert translated > 1300
+
+
+def test_metadata_values_encode_equal_exactly_when_python_finds_them_equal() -> None:
+    from rag.store.doc_fields import encode_value
+
+    values = [None, 0, 1, 1.0, True, False, 0.0, -0.0, 2, 2.5, "1", "", "a", 10**20, 1e20, float(10**20 + 1),
+              2**60 + 1, float(2**60), float("inf"), -float("inf"), "x" * 300, "x" * 299 + "y", 1e-300, 5e-324]
+    for a in values:
+        for b in values:
+            assert (encode_value(a) == encode_value(b)) == (a == b), (a, b)

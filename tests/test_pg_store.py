@@ -217,3 +217,27 @@ def test_pg_bm25_scores_match_the_embedded_bm25(pg_settings) -> None:
     assert store.index("c").sparse.search("the of and", 10)[0].size == 0  # stop words only: nothing to match
     store.engine.dispose()
     old.engine.dispose()
+
+
+def test_sql_filters_equal_brute_force(pg_rag) -> None:
+    """Every filter field and combination on PostgreSQL (document_tags, document_metadata, modified_at) against
+    `Filters.match_document` over the ledger rows; replaced and deleted documents included."""
+    from test_local_filters import CASES, doc
+
+    pg_rag.ingest_texts([doc(i, nan=False) for i in range(14)], collection="c")
+    pg_rag.ingest_texts([doc(i, version=1, nan=False) for i in range(0, 8, 2)], collection="c")
+    pg_rag.ingest_texts([doc(i, nan=False) for i in range(4)], collection="other")
+    pg_rag.store.write_batch(pg_rag.store.collection("c"), [], removed=["d03", "d07"])
+    coll = pg_rag.store.collection("c")
+    with pg_rag.store.sessions() as s:
+        docs = s.scalars(select(Document).where(Document.collection_id == coll.id, Document.status == "ok")).all()
+        chunks = {d: set(s.scalars(select(Chunk.id).where(Chunk.document_id == d))) for d in (x.id for x in docs)}
+    ids = sorted(chunks)
+    snap = pg_rag.store.index("c")
+    qv = pg_rag.embedder.encode_query("solar")
+    for f in [*CASES, Filters(document_ids=(ids[0], ids[2], 10**6)), Filters(document_ids=tuple(ids), tags=("red",))]:
+        keep = [d.id for d in docs if f.match_document(d.source_uri, d.media_type, d.metadata_ or {}, d.updated_at)
+                and (not f.document_ids or d.id in f.document_ids)]
+        want = set().union(*(chunks[d] for d in keep)) if keep else set()
+        got = set(snap.dense.search(qv, 10_000, pg_rag.store.allowed_chunk_ids("c", f))[0].tolist())
+        assert got == want, f

@@ -70,6 +70,8 @@ class Document(Base):
     chunk_count: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+    # metadata["modified"] in UTC when it parses (rag.store.doc_fields.modified_at): date filters use an index
+    modified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     collection: Mapped[Collection] = relationship(back_populates="documents")
     chunks: Mapped[list[Chunk]] = relationship(
@@ -110,6 +112,21 @@ class DocumentTag(Base):
 
     document_id: Mapped[int] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"), primary_key=True)
     tag: Mapped[str] = mapped_column(Text, primary_key=True)
+    collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"))
+
+
+class DocumentMeta(Base):
+    """One row per top-level metadata key of an ok document, its value in canonical text form.
+
+    `rag.store.doc_fields` writes it; a metadata filter is then an index lookup on
+    (collection_id, key, value) instead of a JSON scan of every document.
+    """
+
+    __tablename__ = "document_metadata"
+
+    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str] = mapped_column(Text, primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
     collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"))
 
 
@@ -185,6 +202,11 @@ class IndexBuild(Base):
 Index("ix_chunks_text_hash", Chunk.text_hash)
 Index("ix_documents_collection_status_media", Document.collection_id, Document.status, Document.media_type)
 Index("ix_document_tags_collection_tag", DocumentTag.collection_id, DocumentTag.tag, DocumentTag.document_id)
+Index("ix_documents_collection_status_source", Document.collection_id, Document.status, Document.source_uri)
+Index("ix_documents_collection_status_modified", Document.collection_id, Document.status, Document.modified_at,
+      Document.updated_at)
+Index("ix_document_metadata_collection_key_value", DocumentMeta.collection_id, DocumentMeta.key, DocumentMeta.value,
+      DocumentMeta.document_id)
 
 
 class AnswerCache(Base):

@@ -28,7 +28,8 @@ from rag.errors import NotFoundError
 from rag.filters import Filters
 from rag.store import index as idx
 from rag.store.base import DocumentWrite, check_collection_name, text_hash
-from rag.store.ledger import Chunk, Collection, Document, DocumentTag, Embedding, document_tags
+from rag.store.doc_fields import metadata_rows, modified_at
+from rag.store.ledger import Chunk, Collection, Document, DocumentMeta, DocumentTag, Embedding, document_tags
 from rag.store.live import ROW_COLS, LiveIndex
 from rag.store.local_filters import allowed_document_ids
 from rag.store.segment import AllowedIds
@@ -106,13 +107,17 @@ class LocalStore(SqlReads):
             s.flush()
             rows = [Document(collection_id=coll.id, source_uri=d.source, content_hash=d.content_hash,
                              media_type=d.media_type, size_bytes=d.size_bytes, title=d.title,
-                             metadata_=d.metadata, status="ok", chunk_count=len(d.chunks)) for d in docs]
+                             metadata_=d.metadata, status="ok", chunk_count=len(d.chunks),
+                             modified_at=modified_at(d.metadata)) for d in docs]
             s.add_all(rows)
             s.flush()  # one multi-row INSERT ... RETURNING gives every document its id
             tag_rows = [{"document_id": doc.id, "tag": t, "collection_id": coll.id}
                         for doc in rows for t in document_tags(doc.metadata_)]
             if tag_rows:
                 s.execute(insert(DocumentTag), tag_rows)
+            meta_rows = [r for doc in rows for r in metadata_rows(doc.id, coll.id, doc.metadata_)]
+            if meta_rows:
+                s.execute(insert(DocumentMeta), meta_rows)
             header = self.settings.chunking.context_header
             chunk_rows = [{"document_id": doc.id, "collection_id": coll.id, "ordinal": c.ordinal, "text": c.text,
                            "text_hash": text_hash(index_text(d.title, c.heading_path, c.text, header=header)),

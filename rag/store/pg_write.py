@@ -26,8 +26,9 @@ from sqlalchemy.orm import Session
 
 from rag.contextual import index_text
 from rag.errors import IndexMismatchError
-from rag.store.ledger import Chunk, Collection, Document, DocumentTag, Embedding, document_tags
 from rag.store.base import text_hash
+from rag.store.doc_fields import metadata_rows, modified_at
+from rag.store.ledger import Chunk, Collection, Document, DocumentMeta, DocumentTag, Embedding, document_tags
 from rag.store.pg_schema import VECTORS_TABLE, vector_literal
 
 _RETRY_STATES = {"40P01", "40001"}  # deadlock detected, serialization failure
@@ -80,18 +81,23 @@ def _upsert_documents(s: Session, store: Any, coll: Collection, docs: Sequence[A
     ins = pg_insert(Document).values([
         {"collection_id": coll.id, "source_uri": d.source, "content_hash": d.content_hash,
          "media_type": d.media_type, "size_bytes": d.size_bytes, "title": d.title, "metadata_": d.metadata,
-         "status": "ok", "error": None, "chunk_count": len(d.chunks)} for d in docs])
+         "status": "ok", "error": None, "chunk_count": len(d.chunks), "modified_at": modified_at(d.metadata)}
+        for d in docs])
     ex = ins.excluded
     ins = ins.on_conflict_do_update(constraint="uq_document_source", set_={
         "content_hash": ex.content_hash, "media_type": ex.media_type, "size_bytes": ex.size_bytes,
         "title": ex.title, "metadata": ex.metadata, "status": ex.status, "error": None,
-        "chunk_count": ex.chunk_count, "updated_at": func.now()})
+        "chunk_count": ex.chunk_count, "updated_at": func.now(), "modified_at": ex.modified_at})
     doc_ids = dict(s.execute(ins.returning(Document.source_uri, Document.id)).all())
     s.execute(delete(DocumentTag).where(DocumentTag.document_id.in_(list(doc_ids.values()))))
+    s.execute(delete(DocumentMeta).where(DocumentMeta.document_id.in_(list(doc_ids.values()))))
     tag_rows = [{"document_id": doc_ids[d.source], "tag": t, "collection_id": coll.id}
                 for d in docs for t in document_tags(d.metadata)]
     if tag_rows:
         s.execute(insert(DocumentTag), tag_rows)
+    meta_rows = [r for d in docs for r in metadata_rows(doc_ids[d.source], coll.id, d.metadata)]
+    if meta_rows:
+        s.execute(insert(DocumentMeta), meta_rows)
     s.execute(delete(Chunk).where(Chunk.document_id.in_(list(doc_ids.values()))))
     header = store.settings.chunking.context_header
     chunk_rows = [{"document_id": doc_ids[d.source], "collection_id": coll.id, "ordinal": c.ordinal,
