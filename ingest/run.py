@@ -105,7 +105,8 @@ class LocalIngestor:
 
     def _process(self, items: Sequence[Item], coll: Any, report: IngestReport,
                  prune_roots: list[Path] | None, force: bool, progress: Progress) -> None:
-        known = self.store.document_hashes(coll)
+        # Pruning needs every known source; otherwise only the incoming ones (an indexed lookup).
+        known = self.store.document_hashes(coll, None if prune_roots is not None else [i.source for i in items])
         progress.start(len(items))
         max_bytes = int(self.settings.ingest.max_file_mb * 1024 * 1024)
         todo: list[tuple[Item, str, int]] = []

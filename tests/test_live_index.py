@@ -160,3 +160,21 @@ def test_a_kept_filter_follows_writes_from_any_store(tmp_path: Path, embedder: o
     assert sources() == {"d00", "d04", "d06"}
     unhashable = Filters(metadata=(("team", ["t0", "t1"]),))  # a list value: resolved every time, never kept
     assert reader.store.allowed_chunk_ids("c", unhashable) is not reader.store.allowed_chunk_ids("c", unhashable)
+
+
+def test_adding_one_document_reads_only_its_own_hash(tmp_path: Path, embedder: object,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The unchanged-file check looks up the incoming sources only, so one upload into a collection of
+    250k documents does not read all of their hashes (it did: 0.76 of 0.85 s at 1M chunks)."""
+    rag = open_rag(tmp_path / "home", embedder, batch=64)
+    rag.ingest_texts([doc(i) for i in range(6)], collection="c")
+    real = rag.store.document_hashes
+    asked: list[object] = []
+    monkeypatch.setattr(rag.store, "document_hashes",
+                        lambda coll, sources=None: asked.append(sources) or real(coll, sources))
+    report = rag.ingest_texts([doc(1), doc(99)], collection="c")
+    assert asked == [[doc(1).source, doc(99).source]]
+    assert {f.source: f.outcome for f in report.files} == {doc(1).source: "skipped", doc(99).source: "ok"}
+    coll = rag.store.collection("c")
+    assert set(real(coll, [doc(2).source, "absent"])) == {doc(2).source}
+    assert len(real(coll)) == 7

@@ -88,12 +88,22 @@ class SqlReads:
                              chunk_count=int(manifest["chunks"]), seconds=seconds))
 
     # -- documents ---------------------------------------------------------------------
-    def document_hashes(self, coll: Collection) -> dict[str, str]:
-        """source -> content hash of every successfully ingested document."""
+    def document_hashes(self, coll: Collection, sources: Iterable[str] | None = None) -> dict[str, str]:
+        """source -> content hash of the successfully ingested documents: all, or only `sources`.
+
+        Given `sources`, an indexed lookup: adding one file to a collection of 250k documents read
+        every row before (0.76 of 0.85 s per one-document ingest at 1M chunks).
+        """
+        query = select(Document.source_uri, Document.content_hash).where(
+            Document.collection_id == coll.id, Document.status == "ok")
         with self.sessions() as s:
-            rows = s.execute(select(Document.source_uri, Document.content_hash)
-                             .where(Document.collection_id == coll.id, Document.status == "ok"))
-            return {src: h for src, h in rows}
+            if sources is None:
+                return {src: h for src, h in s.execute(query)}
+            wanted, out = list(dict.fromkeys(sources)), {}
+            for i in range(0, len(wanted), 500):
+                out.update({src: h for src, h in s.execute(query.where(
+                    Document.source_uri.in_(wanted[i:i + 500])))})
+            return out
 
     def cached_vectors(self, hashes: Iterable[str]) -> dict[str, np.ndarray]:
         """Vectors already embedded by this model, by text hash."""
