@@ -194,3 +194,17 @@ def test_empty_collection_builds_and_searches(rag) -> None:
     rag.store.write_batch(rag.store.collection("c"), [], removed=["a"])
     assert rag.search("alpha", collection="c", k=3) == []
     assert rag.store.index("c").manifest["chunks"] == 0
+
+
+def test_bm25_sums_postings_the_same_dense_or_sorted() -> None:
+    """Both ways of summing postings per row (a dense bincount for many, a sort for few) agree exactly."""
+    from rag.store.bm25 import _accumulate
+
+    rng = np.random.default_rng(3)
+    for size, n in ((50, 400), (100_000, 300), (100_000, 20_000)):
+        rows = rng.integers(0, size, n)
+        vals = rng.random(n).astype(np.float32) + 0.1
+        got_rows, got = _accumulate(rows, vals, size)
+        want_rows, inv = np.unique(rows, return_inverse=True)
+        np.testing.assert_array_equal(got_rows, want_rows)
+        np.testing.assert_array_equal(got, np.bincount(inv, weights=vals).astype(np.float32))

@@ -83,8 +83,7 @@ class SparseView:
         for (seg, live), rows_l, vals_l in zip(self.parts, seg_rows, seg_vals, strict=True):
             if not rows_l:
                 continue
-            rows, inv = np.unique(np.concatenate(rows_l), return_inverse=True)
-            sums = np.bincount(inv, weights=np.concatenate(vals_l)).astype(np.float32)
+            rows, sums = _accumulate(np.concatenate(rows_l), np.concatenate(vals_l), seg.size)
             if allowed is not None:
                 mask = restrict(seg, None, allowed)
                 assert mask is not None
@@ -98,3 +97,18 @@ class SparseView:
             ids.append(seg.ids[rows])
             scores.append(sums)
         return top_by_score(ids, scores, k)
+
+
+def _accumulate(rows: np.ndarray, vals: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sum `vals` per row: (distinct rows ascending, float32 sums).
+
+    Many postings against the segment (common terms in a big segment): one dense bincount over the
+    segment, O(rows + size); few: sort them (np.unique), O(rows log rows). Same sums either way
+    (float64, in posting order). At 1M chunks the sort was most of a hybrid search's BM25 time.
+    """
+    if len(rows) * 8 >= size:
+        dense = np.bincount(rows, weights=vals, minlength=size)
+        hit = np.flatnonzero(dense)
+        return hit, dense[hit].astype(np.float32)
+    uniq, inv = np.unique(rows, return_inverse=True)
+    return uniq, np.bincount(inv, weights=vals).astype(np.float32)
