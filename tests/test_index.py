@@ -208,3 +208,21 @@ def test_bm25_sums_postings_the_same_dense_or_sorted() -> None:
         want_rows, inv = np.unique(rows, return_inverse=True)
         np.testing.assert_array_equal(got_rows, want_rows)
         np.testing.assert_array_equal(got, np.bincount(inv, weights=vals).astype(np.float32))
+
+
+def test_garbage_collection_skips_files_another_writer_removed(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """A background merge or another process renames and removes files while a publish collects garbage:
+    a path listed a moment ago and gone now is skipped (it failed the ingest whose publish ran into it)."""
+    from rag.store.index import collect_garbage
+
+    for sub in ("seg", "del"):
+        (tmp_path / sub).mkdir()
+    real_glob = Path.glob
+
+    def glob(self: Path, pattern: str, *args: object, **kwargs: object):  # type: ignore[no-untyped-def]
+        yield from real_glob(self, pattern, *args, **kwargs)
+        yield self / f"{'.tmp-' if pattern.startswith('.tmp') else ''}vanished-{pattern.strip('*.')}"
+
+    monkeypatch.setattr(Path, "glob", glob)
+    collect_garbage(tmp_path)  # no FileNotFoundError

@@ -131,10 +131,23 @@ def publish(root: Path, manifest: dict[str, Any]) -> str:
     return name
 
 
+def _mtime(path: Path) -> float | None:
+    """Modification time, or None when the path vanished meanwhile (another writer renamed or collected it)."""
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:
+        return None
+
+
 def collect_garbage(root: Path) -> None:
-    """Drop files no recent snapshot names, the pre-segment format's folders, and stale temp files."""
+    """Drop files no recent snapshot names, the pre-segment format's folders, and stale temp files.
+
+    Other writers (a background merge, another process) rename and remove files here at the same time,
+    so a path that vanishes between listing and checking is skipped, never an error.
+    """
     current = current_name(root)  # never collected, whatever the clock says
-    snaps = sorted((p for p in root.glob("snap-*.json") if p.name != current), key=lambda p: p.stat().st_mtime_ns)
+    dated = [(t, p) for p in root.glob("snap-*.json") if p.name != current and (t := _mtime(p)) is not None]
+    snaps = [p for _t, p in sorted(dated)]
     if current:
         snaps.append(root / current)
     keep, used_segs, used_dels = snaps[-KEEP_SNAPSHOTS:], set(), set()
@@ -144,19 +157,24 @@ def collect_garbage(root: Path) -> None:
                 used_segs.add(s["name"])
                 used_dels.add(s.get("deletes"))
     now = time.time()
+
+    def old(path: Path) -> bool:  # an hour untouched: no merge or write is about to publish it
+        t = _mtime(path)
+        return t is not None and now - t > 3600
+
     for path in snaps[:-KEEP_SNAPSHOTS]:
         path.unlink(missing_ok=True)
     for path in (root / "seg").glob("*") if (root / "seg").is_dir() else []:
-        if path.name not in used_segs and now - path.stat().st_mtime > 3600:  # a merge may be about to publish it
+        if path.name not in used_segs and old(path):
             shutil.rmtree(path, ignore_errors=True)
     for path in (root / "del").glob("*") if (root / "del").is_dir() else []:
-        if path.name not in used_dels and not (path.name.startswith(".tmp-") and now - path.stat().st_mtime < 3600):
+        if path.name not in used_dels and (not path.name.startswith(".tmp-") or old(path)):
             path.unlink(missing_ok=True)
     for path in root.glob("v*"):  # folders of the pre-segment format
         if path.is_dir():
             shutil.rmtree(path, ignore_errors=True)
     for path in root.glob(".tmp-*"):
-        if now - path.stat().st_mtime > 3600:
+        if old(path):
             shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
 
 
