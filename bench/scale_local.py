@@ -437,10 +437,12 @@ def main() -> None:
     for kind in ["none", *FILTER_KINDS]:
         row = [kind]
         for r in results["sizes"].values():
-            k, c = r["filter_kinds"][kind], r["compacted_filter_kinds"][kind]
-            row += [f"{k['p50_ms']:.2f}", f"{k['ratio_p50']:.2f}", f"{c['ratio_p50']:.2f}"]
+            k, c = r["filter_kinds"][kind], r.get("compacted_filter_kinds", {}).get(kind)
+            row += [f"{k['p50_ms']:.2f}", f"{k['ratio_p50']:.2f}", f"{c['ratio_p50']:.2f}" if c else "-"]
         kinds.add_row(*row)
     console.print(kinds)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2))
     if "scifact" in results:
         console.print(results["scifact"])
     args.out.parent.mkdir(parents=True, exist_ok=True)
