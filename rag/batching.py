@@ -24,13 +24,13 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections import OrderedDict
 from concurrent.futures import Future
 from typing import Any
 
 import numpy as np
 
 from rag.config import ServingSettings
+from rag.embed import QueryCache
 
 
 def cpu_count() -> int:
@@ -88,12 +88,12 @@ class BatchingEmbedder:
         self.wait_s = max(0.0, wait_ms) / 1000
         self.max_batch = max(1, max_batch)
         settings = getattr(inner, "settings", None)
-        self.cache_size = cache_size if cache_size is not None else int(getattr(settings, "query_cache", 1024))
+        self.queries = QueryCache(size=cache_size if cache_size is not None else
+                                  int(getattr(settings, "query_cache", 1024)))
         self.idle_s = idle_s
         self._cv = threading.Condition()
         self._pending: list[tuple[str, Future[np.ndarray]]] = []
         self._worker: threading.Thread | None = None
-        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self.batches: list[int] = []  # sizes of the last model calls, for tests and metrics
         self._bulk = int(getattr(settings, "batch_size", 64))
 
@@ -132,11 +132,10 @@ class BatchingEmbedder:
     # -- batched queries ----------------------------------------------------------------
     def encode_query(self, text: str) -> np.ndarray:
         """This caller's query vector; it may have been computed in one batch with others'."""
+        hit = self.queries.get(text)
+        if hit is not None:
+            return hit
         with self._cv:
-            hit = self._cache.get(text)
-            if hit is not None:
-                self._cache.move_to_end(text)
-                return hit
             fut: Future[np.ndarray] = Future()
             self._pending.append((text, fut))
             if self._worker is None:
@@ -172,15 +171,7 @@ class BatchingEmbedder:
                 fut.set_exception(exc)
             return
         self.batches = [*self.batches[-99:], len(texts)]
-        rows = {t: np.ascontiguousarray(vecs[i]) for i, t in enumerate(texts)}
-        for row in rows.values():
-            row.setflags(write=False)
-        with self._cv:
-            if self.cache_size:
-                for t, row in rows.items():
-                    self._cache[t] = row
-                while len(self._cache) > self.cache_size:
-                    self._cache.popitem(last=False)
+        rows = {t: self.queries.put(t, np.ascontiguousarray(vecs[i])) for i, t in enumerate(texts)}
         for t, fut in batch:
             fut.set_result(rows[t])
 

@@ -41,8 +41,9 @@ def resolve_model_path(name: str) -> str:
 class QueryCache:
     """LRU cache of query vectors (a search then an ask, a UI re-run), shared by the embedder backends."""
 
-    def __init__(self, settings: EmbedderSettings) -> None:
+    def __init__(self, settings: EmbedderSettings | None = None, *, size: int | None = None) -> None:
         self.settings = settings  # `query_cache` is read on every put: 0 turns the cache off at once
+        self.fixed_size = size  # a size of its own instead (the server's batcher)
         self._lock = threading.Lock()
         self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()
 
@@ -55,7 +56,7 @@ class QueryCache:
 
     def put(self, text: str, vec: np.ndarray) -> np.ndarray:
         vec.setflags(write=False)
-        size = self.settings.query_cache
+        size = self.fixed_size if self.fixed_size is not None else self.settings.query_cache if self.settings else 0
         if size:
             with self._lock:
                 self._vectors[text] = vec
