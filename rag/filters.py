@@ -60,8 +60,15 @@ class Filters:
     def empty(self) -> bool:
         return self == Filters()
 
-    def match_document(self, source: str, media_type: str, meta: dict[str, Any], updated: datetime) -> bool:
-        """Whether one document passes; used by the embedded store over ledger rows."""
+    def match_document(self, source: str, media_type: str, meta: dict[str, Any], updated: datetime, *,
+                       document_id: int | None = None) -> bool:
+        """Whether one document passes; used by the embedded store over ledger rows.
+
+        `document_id` is the document's ledger id: with `document_ids` set, a document passes only
+        when its id is among them (a document whose id is not given passes no id filter).
+        """
+        if self.document_ids and document_id not in self.document_ids:
+            return False
         if self.source_glob and not fnmatch.fnmatch(source, self.source_glob):
             return False
         if self.media_types and media_type not in self.media_types:

@@ -84,7 +84,8 @@ def test_filters_in_sql_match_the_python_check(built: tuple[RAG, RAG]) -> None:
     with store.sessions() as s:
         docs = s.scalars(select(Document).where(Document.collection_id == coll.id)).all()
         for f in cases:
-            want = {d.id for d in docs if f.match_document(d.source_uri, d.media_type, d.metadata_ or {}, d.updated_at)}
+            want = {d.id for d in docs if f.match_document(d.source_uri, d.media_type, d.metadata_ or {}, d.updated_at,
+                                                           document_id=d.id)}
             got = allowed_document_ids(s, coll.id, f)
             assert set(got.tolist()) == want, f
             assert np.all(np.diff(got) > 0)

@@ -73,8 +73,8 @@ def brute_force_chunks(rag: RAG, f: Filters) -> np.ndarray:
     coll = rag.store.collection("c")
     with rag.store.sessions() as s:
         docs = s.scalars(select(Document).where(Document.collection_id == coll.id, Document.status == "ok")).all()
-        keep = [d.id for d in docs if f.match_document(d.source_uri, d.media_type, d.metadata_ or {}, d.updated_at)
-                and (not f.document_ids or d.id in f.document_ids)]  # match_document has no id to check
+        keep = [d.id for d in docs if f.match_document(d.source_uri, d.media_type, d.metadata_ or {}, d.updated_at,
+                                                          document_id=d.id)]
         return np.array(sorted(s.scalars(select(Chunk.id).where(Chunk.document_id.in_(keep)))), np.int64)
 
 
@@ -257,3 +257,13 @@ def test_metadata_values_encode_equal_exactly_when_python_finds_them_equal() -> 
     for a in values:
         for b in values:
             assert (encode_value(a) == encode_value(b)) == (a == b), (a, b)
+
+
+def test_match_document_checks_document_ids() -> None:
+    """A document-id filter passes only the documents whose ledger id it names (it was ignored)."""
+    now = datetime.now(UTC)
+    ids = Filters(document_ids=(3, 5), tags=("x",))
+    assert ids.match_document("a", "text/plain", {"tags": ["x"]}, now, document_id=3)
+    assert not ids.match_document("a", "text/plain", {"tags": ["x"]}, now, document_id=4)
+    assert not ids.match_document("a", "text/plain", {"tags": ["x"]}, now)  # no id: cannot be among them
+    assert Filters(tags=("x",)).match_document("a", "text/plain", {"tags": ["x"]}, now)  # no id filter, no id needed
