@@ -13,9 +13,9 @@ from sqlalchemy import select
 from rag import RAG, SourceText
 from rag.config import IndexSettings, IngestSettings, Settings
 from rag.filters import Filters
+from rag.store.filter_ids import allowed_document_ids
 from rag.store.ledger import Document
 from rag.store.live import LiveIndex
-from rag.store.local_filters import allowed_document_ids
 
 TOPICS = ["solar panels turn sunlight into power", "wind turbines spin in strong gusts",
           "dams hold falling water for hydro power", "batteries store energy for the night",
@@ -121,7 +121,7 @@ def test_search_during_ingest_never_builds_in_the_request(tmp_path: Path, embedd
     thread.start()
     try:
         rag.ingest_texts([doc(i) for i in range(4, 16)], collection="c")
-        rag.ingest_texts([doc(i, version=2) for i in range(0, 6)], collection="c")
+        rag.ingest_texts([doc(i, version=2) for i in range(6)], collection="c")
     finally:
         done.set()
         thread.join()

@@ -150,7 +150,18 @@ def built(tmp_path: Path, embedder: object) -> RAG:
     return rag
 
 
-def test_filtered_search_equals_brute_force(built: RAG) -> None:
+@pytest.mark.parametrize("lookup_max", [4096, 0], ids=["tightest-field-drives", "fields-intersected"])
+def test_filtered_search_equals_brute_force(built: RAG, lookup_max: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    from rag.store import filter_ids
+
+    monkeypatch.setattr(filter_ids, "LOOKUP_MAX", lookup_max)  # both ways of combining fields, same answers
+    if not lookup_max:  # every field counts as broad: broad date ranges are read as what they leave out
+        coll = built.store.collection("c")
+        with built.store.sessions() as s:
+            wide = filter_ids.resolve(s, coll.id, Filters(modified_after=datetime(2000, 1, 1, tzinfo=UTC)))
+            assert wide.excluded and not len(wide.ids)
+            narrow = filter_ids.resolve(s, coll.id, Filters(modified_after=datetime(2099, 1, 1, tzinfo=UTC)))
+            assert not narrow.excluded and not len(narrow.ids)
     assert tag_rows(built) == expected_tag_rows(built)  # written with each version, gone with deleted ones
     assert field_rows(built) == expected_field_rows(built)
     assert_filters_match_brute_force(built)
@@ -189,7 +200,8 @@ def test_upgrade_backfills_filter_rows_and_document_ids(built: RAG, tmp_path: Pa
 
 
 PLAN_CASES = {"tags": Filters(tags=("red", "blue")), "metadata": Filters(metadata=(("team", "t1"),)),
-              "metadata list": Filters(metadata=(("list", [1]),)), "media": Filters(media_types=("text/plain",)),
+              "metadata list": Filters(metadata=(("list", [1]),)), "metadata none": Filters(metadata=(("team", None),)),
+              "media": Filters(media_types=("text/plain",)),
               "glob prefix": Filters(source_glob="docs/2024/*.md"), "glob suffix": Filters(source_glob="*.md"),
               "after": Filters(modified_after=AFTER), "between": Filters(modified_after=AFTER, modified_before=BEFORE),
               "ids": Filters(document_ids=(1, 2, 3)),
@@ -198,23 +210,33 @@ PLAN_CASES = {"tags": Filters(tags=("red", "blue")), "metadata": Filters(metadat
 
 
 def test_every_filter_field_is_an_index_lookup(tmp_path: Path) -> None:
-    """EXPLAIN QUERY PLAN: each field's query searches an index (a range where the field gives one), never scans."""
+    """EXPLAIN QUERY PLAN: each field's query searches an index (a range where the field gives one), never scans;
+    asked about given documents only, each field is a primary-key lookup per document."""
     from sqlalchemy import text
 
     from rag.store.db import make_engine, upgrade
-    from rag.store.local_filters import document_query
+    from rag.store.local_filters import field_queries
 
     engine = make_engine(f"sqlite:///{tmp_path / 'plan.db'}")
     upgrade(engine)
-    plans = {}
-    with engine.connect() as conn:
-        for name, f in PLAN_CASES.items():
-            sql = document_query(1, f)[0].compile(dialect=engine.dialect, compile_kwargs={"literal_binds": True})
-            plans[name] = [r[3] for r in conn.execute(text(f"EXPLAIN QUERY PLAN {sql}"))]
-    for name, plan in plans.items():
-        steps = [p for p in plan if p.startswith(("SEARCH", "SCAN"))]
+
+    def plan(f: Filters, among: list[int] | None = None) -> list[str]:
+        out = []
+        with engine.connect() as conn:
+            for q in field_queries(1, f, among=among)[0]:
+                sql = q.compile(dialect=engine.dialect, compile_kwargs={"literal_binds": True})
+                out += [r[3] for r in conn.execute(text(f"EXPLAIN QUERY PLAN {sql}"))]
+        return out
+
+    plans = {name: plan(f) for name, f in PLAN_CASES.items()}
+    for name, steps in plans.items():
+        steps = [p for p in steps if p.startswith(("SEARCH", "SCAN"))]
         indexed = all(p.startswith("SEARCH") and ("INDEX" in p or "PRIMARY KEY" in p) for p in steps)
-        assert steps and indexed, (name, plan)
+        assert steps and indexed, (name, steps)
+        looked_up = [p for p in plan(PLAN_CASES[name], among=[4, 9, 12]) if p.startswith(("SEARCH", "SCAN"))]
+        by_key = ("INTEGER PRIMARY KEY (rowid=?)", "sqlite_autoindex_document_tags_1 (document_id=? AND tag=?)",
+                  "sqlite_autoindex_document_metadata_1 (document_id=? AND key=?)")
+        assert looked_up and all(p.startswith("SEARCH") and p.endswith(by_key) for p in looked_up), (name, looked_up)
     assert any("ix_document_tags_collection_tag (collection_id=? AND tag=?)" in p for p in plans["tags"])
     assert any("(collection_id=? AND key=? AND value=?)" in p for p in plans["metadata"])
     assert any("source_uri>? AND source_uri<?" in p for p in plans["glob prefix"])

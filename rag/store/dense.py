@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from rag.store.segment import AllowedIds, Segment, member_mask
+from rag.store.segment import AllowedIds, Segment, member_mask, nothing_allowed, sorted_unique
 
 _local = threading.local()
 
@@ -81,7 +81,7 @@ class SegmentDense:
                 params = faiss.SearchParameters(sel=sel)
             else:
                 params.sel = sel
-            params._keep = (sel, bits)  # noqa: SLF001 - keep the selector and its bits alive during search
+            params._keep = (sel, bits)
         scores, rows = self.index.search(q.reshape(1, -1), k, params=params)
         keep = rows[0] >= 0
         return rows[0][keep].astype(np.int64), scores[0][keep].astype(np.float32)
@@ -104,7 +104,7 @@ class DenseView:
     def search(self, query: np.ndarray, k: int,
                allowed: AllowedIds | np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Top-k (chunk ids, scores), best first, ties by chunk id; `allowed` restricts before scoring."""
-        if k <= 0 or (allowed is not None and len(allowed) == 0):
+        if k <= 0 or nothing_allowed(allowed):
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
         set_search_threads(self.threads)
         q = np.ascontiguousarray(np.asarray(query, np.float32).reshape(1, -1))
@@ -124,7 +124,7 @@ def restrict(seg: Segment, live: np.ndarray | None, allowed: AllowedIds | np.nda
     if isinstance(allowed, AllowedIds):
         mask = allowed.mask(seg)
     else:
-        mask = member_mask(seg.ids, np.unique(np.asarray(allowed, np.int64)))
+        mask = member_mask(seg.ids, sorted_unique(np.asarray(allowed, np.int64)))
     return mask if live is None else mask & live
 
 

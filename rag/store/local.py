@@ -29,9 +29,9 @@ from rag.filters import Filters
 from rag.store import index as idx
 from rag.store.base import DocumentWrite, check_collection_name, text_hash
 from rag.store.doc_fields import metadata_rows, modified_at
+from rag.store.filter_ids import resolve
 from rag.store.ledger import Chunk, Collection, Document, DocumentMeta, DocumentTag, Embedding, document_tags
 from rag.store.live import ROW_COLS, LiveIndex
-from rag.store.local_filters import allowed_document_ids
 from rag.store.segment import AllowedIds
 from rag.store.sql_reads import SqlReads
 
@@ -210,7 +210,8 @@ class LocalStore(SqlReads):
                     self._allowed.move_to_end(key)
                     return got
         with self.sessions() as s:
-            got = AllowedIds(allowed_document_ids(s, coll.id, filters))
+            found = resolve(s, coll.id, filters)
+        got = AllowedIds(found.ids, excluded=found.excluded)
         if key is not None:
             with self._allowed_lock:
                 self._allowed[key] = got
