@@ -69,6 +69,31 @@ def test_sync_adds_replaces_removes_and_moves(tmp_path: Path, counted: RAG) -> N
     assert fourth.removed == [str(folder / "broken.pdf")] and "broken.pdf" not in ledger(counted)
 
 
+def test_a_move_retires_cached_filters_without_a_rebuild(tmp_path: Path, rag: RAG) -> None:
+    """A move changes what a source glob selects: the filter kept for the old revision must not answer after it."""
+    from rag import Filters
+
+    folder = tmp_path / "docs"
+    write(folder, "drafts/alpha.md", ALPHA)
+    write(folder, "beta.md", BETA)
+    sync_paths(rag, [folder], collection="c")
+    drafts, final = Filters(source_glob=f"{folder}/drafts/*"), Filters(source_glob=f"{folder}/final/*")
+    question = "where are invoices stored?"
+    assert [h.source for h in rag.search(question, collection="c", filters=drafts)] == [str(folder / "drafts/alpha.md")]
+    assert rag.search(question, collection="c", filters=final) == []  # both answers are kept by the store now
+    revision = rag.store.revision(rag.store.collection("c"))
+
+    (folder / "final").mkdir()
+    (folder / "drafts/alpha.md").rename(folder / "final/alpha.md")
+    report = sync_paths(rag, [folder], collection="c")
+    assert report.moved == [(str(folder / "drafts/alpha.md"), str(folder / "final/alpha.md"))]
+    assert not report.index_rebuilt  # the snapshot follows the new revision; nothing is rebuilt
+    assert rag.store.revision(rag.store.collection("c")) > revision
+    assert rag.store.index_manifest("c")["ledger_revision"] == rag.store.revision(rag.store.collection("c"))
+    assert rag.search(question, collection="c", filters=drafts) == []
+    assert [h.source for h in rag.search(question, collection="c", filters=final)] == [str(folder / "final/alpha.md")]
+
+
 def test_sync_only_touches_its_own_folders(tmp_path: Path, rag: RAG) -> None:
     one, two = tmp_path / "one", tmp_path / "two"
     write(one, "alpha.md", ALPHA)

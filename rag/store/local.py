@@ -33,10 +33,35 @@ from rag.store.filter_ids import resolve
 from rag.store.ledger import Chunk, Collection, Document, DocumentMeta, DocumentTag, Embedding, document_tags
 from rag.store.live import ROW_COLS, LiveIndex
 from rag.store.segment import AllowedIds
+from rag.store.sql_ledger import SqlLedger
 from rag.store.sql_reads import SqlReads
 
 ALLOWED_CACHE = 32  # filters whose allowed-id sets are kept (bytes: 8 per id + 1 per indexed row)
 __all__ = ["DocumentWrite", "LocalStore", "check_collection_name", "text_hash"]
+
+
+class LocalLedger(SqlLedger):
+    """The embedded store's ledger: a move, which bumps the revision, also republishes the index at it.
+
+    Chunks and vectors do not change in a move, so the new snapshot lists the same segments; without
+    it the index would lag the ledger and the next ingest would rebuild it in full.
+    """
+
+    def __init__(self, store: LocalStore) -> None:
+        super().__init__(store.settings, store.sessions)
+        self.store = store
+
+    def move_documents(self, collection: str, moves: Sequence[tuple[str, str]]) -> None:
+        if not moves:
+            return
+        store, live = self.store, self.store.live
+        coll = store.collection(collection)
+        with live.writer(collection):
+            base = live.base_for_write(collection, store.revision(coll))
+            super().move_documents(collection, moves)
+            if base is not None:
+                live.apply(collection, base, store.revision(coll), [], np.zeros(0, np.int64),
+                           live.manifest(collection, coll))
 
 
 class LocalStore(SqlReads):
@@ -44,6 +69,7 @@ class LocalStore(SqlReads):
 
     def __init__(self, settings: Settings, *, embedder_id: str, dim: int) -> None:
         super().__init__(settings, embedder_id=embedder_id, dim=dim)
+        self.ledger = LocalLedger(self)
         self._live: LiveIndex | None = None  # built on first index use
         self._allowed: OrderedDict[tuple[Any, ...], AllowedIds] = OrderedDict()  # recent filters' id sets
         self._allowed_lock = threading.Lock()

@@ -114,12 +114,16 @@ class SqlLedger(SqlRecords):
             return {src: (h, status) for src, h, status in rows}
 
     def move_documents(self, collection: str, moves: Sequence[tuple[str, str]]) -> None:
+        """Also bumps the collection's revision: a source glob selects other documents after a move, so what
+        was kept for the old revision (a store's resolved filters) must not answer for the new one."""
         with self.sessions.begin() as s:
             cid = self._collection_id(s, collection)
             for old, new in moves:
                 s.execute(update(Document).where(Document.collection_id == cid, Document.source_uri == old)
                           .values(source_uri=new))
             s.execute(delete(AnswerCache).where(AnswerCache.collection_id == cid))
+            if moves:
+                s.execute(update(Collection).where(Collection.id == cid).values(revision=Collection.revision + 1))
 
     def document_chunks(self, collection: str, document_id: int) -> list[ChunkInfo]:
         with self.sessions() as s:
