@@ -27,8 +27,8 @@ from rich.table import Table
 from bench.scale_local import FILTER_KINDS, VOCAB, HashEmbedder
 from rag import RAG, Filters
 from rag.config import Settings
+from rag.store.allowed import AllowedIds
 from rag.store.filter_ids import allowed_document_ids, resolve
-from rag.store.segment import AllowedIds
 
 
 def clear_cache(rag: RAG) -> None:

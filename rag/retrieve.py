@@ -54,13 +54,21 @@ class RetrievalRequest:
 
 def run_retrievers(req: RetrievalRequest, index: SearchIndex, embedder: Embedder,
                    allowed: Any) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Each retriever's own top `fetch_k` (ids, scores) inside the allowed set."""
+    """Each retriever's own top `fetch_k` (ids, scores) inside the allowed set.
+
+    The query is embedded and BM25 runs before the dense search: a store may still be resolving
+    the filter (the embedded store's SQL runs in another thread), and neither needs it until BM25's
+    last step, while the dense search needs it first.
+    """
     fetch = max(req.fetch_k, req.k)
+    dense = req.mode in ("hybrid", "dense")
+    query = embedder.encode_query(req.query) if dense else None
+    bm25 = index.sparse.search(req.query, fetch, allowed) if req.mode in ("hybrid", "bm25") else None
     runs: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    if req.mode in ("hybrid", "dense"):
-        runs["dense"] = index.dense.search(embedder.encode_query(req.query), fetch, allowed)
-    if req.mode in ("hybrid", "bm25"):
-        runs["bm25"] = index.sparse.search(req.query, fetch, allowed)
+    if query is not None:
+        runs["dense"] = index.dense.search(query, fetch, allowed)
+    if bm25 is not None:
+        runs["bm25"] = bm25
     return runs
 
 

@@ -289,3 +289,23 @@ def test_match_document_checks_document_ids() -> None:
     assert not ids.match_document("a", "text/plain", {"tags": ["x"]}, now, document_id=4)
     assert not ids.match_document("a", "text/plain", {"tags": ["x"]}, now)  # no id: cannot be among them
     assert Filters(tags=("x",)).match_document("a", "text/plain", {"tags": ["x"]}, now)  # no id filter, no id needed
+
+
+def test_a_failed_filter_resolution_is_not_kept(built: RAG, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The SQL runs in another thread; what it raised reaches the search, and the next search tries again."""
+    from rag.store import local
+
+    real, calls = local.resolve, []
+
+    def failing_once(*args: object) -> object:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("database is locked")
+        return real(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(local, "resolve", failing_once)
+    red = Filters(tags=("red",))
+    with pytest.raises(RuntimeError, match="locked"):
+        built.search("solar panel", collection="c", filters=red)
+    hits = built.search("solar panel", collection="c", filters=red)
+    assert hits and len(calls) == 2

@@ -17,8 +17,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from rag.store.allowed import AllowedIds, nothing_allowed
 from rag.store.dense import restrict, top_by_score
-from rag.store.segment import AllowedIds, Segment, nothing_allowed
+from rag.store.segment import Segment
 from rag.store.sparse import analyze
 
 
@@ -59,7 +60,7 @@ class SparseView:
     def search(self, query: str, k: int,
                allowed: AllowedIds | np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Top-k (chunk ids, scores) among rows with a positive score, ties by chunk id; `allowed` filters first."""
-        if k <= 0 or not self.n_docs or nothing_allowed(allowed):
+        if k <= 0 or not self.n_docs or nothing_allowed(allowed, wait=False):  # a pending filter: waited for last
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
         counts = Counter(analyze(query, self.language))
         seg_rows: list[list[np.ndarray]] = [[] for _ in self.parts]

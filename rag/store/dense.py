@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from rag.store.segment import AllowedIds, Segment, member_mask, nothing_allowed, sorted_unique
+from rag.store.allowed import AllowedIds, member_mask, nothing_allowed, sorted_unique
+from rag.store.segment import Segment
 
 _local = threading.local()
 

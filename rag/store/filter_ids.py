@@ -21,9 +21,9 @@ from sqlalchemy import Select, Text, cast, func, select
 from sqlalchemy.orm import Session
 
 from rag.filters import Filters
+from rag.store.allowed import intersect_sorted, member_mask, sorted_unique
 from rag.store.ledger import Document
 from rag.store.local_filters import complement_queries, documents_query, field_queries, nan_filter
-from rag.store.segment import intersect_sorted, member_mask, sorted_unique
 
 IN_LIST_MAX = 4096  # ids per IN list (SQLite allows 32766 bound values since 3.32)
 LOOKUP_MAX = 4096  # a field giving at most this many documents drives: the others are asked about them only

@@ -16,6 +16,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -27,16 +28,16 @@ from rag.contextual import index_text
 from rag.errors import NotFoundError
 from rag.filters import Filters
 from rag.store import index as idx
+from rag.store.allowed import AllowedIds
 from rag.store.base import DocumentWrite, check_collection_name, text_hash
 from rag.store.doc_fields import metadata_rows, modified_at
 from rag.store.filter_ids import resolve
 from rag.store.ledger import Chunk, Collection, Document, DocumentMeta, DocumentTag, Embedding, document_tags
 from rag.store.live import ROW_COLS, LiveIndex
-from rag.store.segment import AllowedIds
 from rag.store.sql_ledger import SqlLedger
 from rag.store.sql_reads import SqlReads
 
-ALLOWED_CACHE = 32  # filters whose allowed-id sets are kept (bytes: 8 per id + 1 per indexed row)
+ALLOWED_CACHE = 32  # filters whose allowed-id sets are kept (bytes: 8 per id + 1 per indexed row + 1 per document)
 __all__ = ["DocumentWrite", "LocalStore", "check_collection_name", "text_hash"]
 
 
@@ -73,6 +74,7 @@ class LocalStore(SqlReads):
         self._live: LiveIndex | None = None  # built on first index use
         self._allowed: OrderedDict[tuple[Any, ...], AllowedIds] = OrderedDict()  # recent filters' id sets
         self._allowed_lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None  # resolves filters beside the searches that asked
 
     @property
     def live(self) -> LiveIndex:
@@ -232,15 +234,25 @@ class LocalStore(SqlReads):
         if key is not None:
             with self._allowed_lock:
                 got = self._allowed.get(key)
-                if got is not None:
+                if got is not None and not got.failed:  # a resolution that raised is tried again
                     self._allowed.move_to_end(key)
                     return got
-        with self.sessions() as s:
-            found = resolve(s, coll.id, filters)
-        got = AllowedIds(found.ids, excluded=found.excluded)
+        pending = self._filter_pool().submit(self._resolve, coll.id, filters)
+        got = AllowedIds.later(pending)  # the search embeds and sums BM25 postings meanwhile
         if key is not None:
             with self._allowed_lock:
                 self._allowed[key] = got
                 while len(self._allowed) > ALLOWED_CACHE:
                     self._allowed.popitem(last=False)
         return got
+
+    def _resolve(self, collection_id: int, filters: Filters) -> tuple[np.ndarray, bool]:
+        with self.sessions() as s:
+            found = resolve(s, collection_id, filters)
+        return found.ids, found.excluded
+
+    def _filter_pool(self) -> ThreadPoolExecutor:
+        with self._allowed_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="rag-filter")
+            return self._pool

@@ -15,7 +15,7 @@ With several fields, the tightest one (probed with a capped count) drives when i
 the others are checked for its documents only by primary key; broad fields are each read once,
 as one string per query, and intersected in numpy (`allowed_document_ids`).
 The answer is documents, not chunks: several times fewer ids, no join with chunks, and each
-segment maps them to rows through its document-id column (`rag.store.segment.AllowedIds`).
+segment maps them to rows through its document-id column (`rag.store.allowed.AllowedIds`).
 A metadata value that is a list or an object is narrowed in SQL to the documents holding
 that key, then checked in Python with `Filters.match_document`.
 """
