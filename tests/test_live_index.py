@@ -179,3 +179,41 @@ def test_adding_one_document_reads_only_its_own_hash(tmp_path: Path, embedder: o
     coll = rag.store.collection("c")
     assert set(real(coll, [doc(2).source, "absent"])) == {doc(2).source}
     assert len(real(coll)) == 7
+
+
+def test_searches_read_what_this_process_published_without_loading(tmp_path: Path, embedder: object,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Between a writer's swap of CURRENT and its own load of the new snapshot, a reader of this process keeps
+    the snapshot it holds instead of loading one in the request path (the writer loads it for everyone)."""
+    from rag.store import index as idx
+
+    rag = open_rag(tmp_path / "h", embedder, batch=2, merge=True)  # background merges: every third batch
+    rag.ingest_texts([doc(i) for i in range(4)], collection="c")
+    rag.store.wait_background()
+    rag.search("solar", collection="c")
+    loads: list[bool] = []  # True: loaded by a reader inside a publish's window
+    in_window: list[int] = []
+    real_load, real_gc = idx.load_current, idx.collect_garbage
+
+    def counted(*args: object, **kwargs: object) -> object:
+        loads.append(bool(in_window))
+        return real_load(*args, **kwargs)  # type: ignore[arg-type]
+
+    def reader_in_window(root: Path) -> None:  # runs after CURRENT moved, before the writer loads
+        in_window.append(1)
+        try:
+            held = rag.store.live.load("c")
+            assert held is not None and held.name != idx.current_name(root)  # the previous one, still served
+        finally:
+            in_window.clear()
+        real_gc(root)
+
+    monkeypatch.setattr(idx, "load_current", counted)
+    monkeypatch.setattr(idx, "collect_garbage", reader_in_window)
+    for i in range(4, 10):
+        rag.ingest_texts([doc(i)], collection="c")  # each batch publishes a snapshot, every third a merge too
+        rag.store.wait_background()
+        assert rag.search("wind turbines", collection="c", k=20)
+    assert loads and not any(loads)  # writers loaded every snapshot; no reader did
+    hits = rag.search("wind turbines", collection="c", k=20)
+    assert {h.source for h in hits} >= {f"d{i:02d}" for i in range(10) if "wind" in TOPICS[i % len(TOPICS)]}

@@ -49,6 +49,7 @@ class LiveIndex:
         self._locks: dict[str, threading.Lock] = {}
         self._threads: dict[tuple[str, str], threading.Thread] = {}
         self._guard = threading.Lock()
+        self._publishing: dict[str, int] = {}  # collection -> writers of this process publishing now
 
     def root(self, name: str) -> Path:
         return Path(self.store.settings.index_root) / name
@@ -64,13 +65,19 @@ class LiveIndex:
             self._snaps.pop(name, None)
 
     # -- reading -----------------------------------------------------------------------
-    def load(self, name: str) -> idx.Snapshot | None:
-        """The published snapshot, reusing the one held when CURRENT has not moved."""
+    def load(self, name: str, *, publishing: bool = False) -> idx.Snapshot | None:
+        """The published snapshot, reusing the one held when CURRENT has not moved.
+
+        While a writer of this process publishes (`_publish`), readers keep the snapshot held
+        until the writer has loaded the new one for them: a search never loads one itself
+        after this process's own writes and merges (it cost ~100 ms beside an ingest).
+        """
         root = self.root(name)
         current = idx.current_name(root)
         with self._guard:
             held = self._snaps.get(name)
-        if held is not None and held.name == current:
+            busy = self._publishing.get(name, 0) > 0
+        if held is not None and (held.name == current or (busy and not publishing)):
             return held
         snap = idx.load_current(root, self.cache, self.cfg, embedder_id=self.store.embedder_id,
                                 dim=self.store.dim, collection=name)
@@ -135,8 +142,18 @@ class LiveIndex:
             self.cache.put(root, seg)
             refs.append({"name": seg.name, "rows": seg.size, "deleted": 0, "deletes": None,
                          "dense": seg.dense_kind})
-        snap_name = idx.publish(root, {**manifest, "ledger_revision": revision, "segments": refs})
-        return self.load(name) or _never(snap_name)
+        return self._publish(name, {**manifest, "ledger_revision": revision, "segments": refs})
+
+    def _publish(self, name: str, manifest: dict[str, Any]) -> idx.Snapshot:
+        """Publish a snapshot and load it here before readers of this process switch to it."""
+        with self._guard:
+            self._publishing[name] = self._publishing.get(name, 0) + 1
+        try:
+            snap_name = idx.publish(self.root(name), manifest)
+            return self.load(name, publishing=True) or _never(snap_name)
+        finally:
+            with self._guard:
+                self._publishing[name] -= 1
 
     def build_segment(self, name: str, rows: Sequence[Any]) -> sg.Segment:
         """A segment from ledger rows: BM25 text with neighbours, vectors from the embedding cache."""
@@ -252,7 +269,7 @@ class LiveIndex:
                     refs.append({"name": merged.name, "rows": merged.size, "deleted": int(len(gone)),
                                  "deletes": idx.write_deletes(root, merged.name, gone) if len(gone) else None,
                                  "dense": merged.dense_kind})
-            idx.publish(root, {**cur.manifest, "segments": refs})
+            self._publish(name, {**cur.manifest, "segments": refs})
         return True
 
     def compact(self, name: str) -> idx.Snapshot | None:
