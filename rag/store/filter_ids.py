@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from rag.filters import Filters
 from rag.store.allowed import intersect_sorted, member_mask, sorted_unique
 from rag.store.ledger import Document
-from rag.store.local_filters import complement_queries, documents_query, field_queries, nan_filter
+from rag.store.local_filters import complement_queries, documents_query, field_queries, id_list, nan_filter
 
 IN_LIST_MAX = 4096  # ids per IN list (SQLite allows 32766 bound values since 3.32)
 LOOKUP_MAX = 4096  # a field giving at most this many documents drives: the others are asked about them only
@@ -51,9 +51,11 @@ def fetch_ids(s: Session, query: Select[Any]) -> np.ndarray:
     return sorted_unique(ids)
 
 
-def probe(s: Session, query: Select[Any], cap: int) -> int:
-    """How many rows `query` gives, counting no further than `cap` (cost bounded by `cap`, not the field's size)."""
-    return int(s.scalar(select(func.count()).select_from(query.limit(cap).subquery())) or 0)
+def probe(s: Session, queries: list[Select[Any]], cap: int) -> list[int]:
+    """How many rows each query gives, counting no further than `cap` (cost bounded by `cap`, not the field's
+    size), in one statement."""
+    counts = [select(func.count()).select_from(q.limit(cap).subquery()).scalar_subquery() for q in queries]
+    return [int(n or 0) for n in s.execute(select(*counts)).one()]
 
 
 def resolve(s: Session, collection_id: int, filters: Filters) -> Resolved:
@@ -65,7 +67,7 @@ def resolve(s: Session, collection_id: int, filters: Filters) -> Resolved:
     outside = {} if python else complement_queries(collection_id, filters)
     if len(parts) == 1 and not outside:
         return _checked(s, filters, fetch_ids(s, parts[0]), python)
-    sizes = [probe(s, p, LOOKUP_MAX + 1) for p in parts]
+    sizes = probe(s, parts, LOOKUP_MAX + 1)
     order = sorted(range(len(parts)), key=sizes.__getitem__)
     if sizes[order[0]] <= LOOKUP_MAX:  # a tight field drives
         ids = fetch_ids(s, parts[order[0]])
@@ -75,8 +77,8 @@ def resolve(s: Session, collection_id: int, filters: Filters) -> Resolved:
         return _checked(s, filters, ids, python)
     left_out: list[np.ndarray] = []
     for n, query in outside.items():
-        size = probe(s, query, OUTSIDE_MAX)
-        if size < OUTSIDE_MAX and size < probe(s, parts[n], size + 1):
+        size = probe(s, [query], OUTSIDE_MAX)[0]
+        if size < OUTSIDE_MAX and size < probe(s, [parts[n]], size + 1)[0]:
             left_out.append(fetch_ids(s, query))
             order.remove(n)
     gone = sorted_unique(np.concatenate(left_out)) if left_out else np.zeros(0, np.int64)
@@ -96,7 +98,7 @@ def _checked(s: Session, filters: Filters, ids: np.ndarray, python: bool) -> Res
         return Resolved(ids)
     cols = (Document.id, Document.source_uri, Document.media_type, Document.metadata_, Document.updated_at)
     keep = [r[0] for n in range(0, len(ids), IN_LIST_MAX) for r in s.execute(select(*cols).where(
-        Document.id.in_(ids[n:n + IN_LIST_MAX].tolist()))) if filters.match_document(
+        Document.id.in_(id_list(ids[n:n + IN_LIST_MAX].tolist())))) if filters.match_document(
         r[1], r[2], r[3] or {}, r[4], document_id=r[0])]
     return Resolved(sorted_unique(np.array(keep, dtype=np.int64)))
 

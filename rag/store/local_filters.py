@@ -22,12 +22,13 @@ that key, then checked in Python with `Filters.match_document`.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, or_, select, union_all
+from sqlalchemy import ColumnElement, Integer, Select, and_, bindparam, column, func, or_, select, union_all
 
 from rag.filters import Filters
 from rag.store.doc_fields import as_utc, encode_key, encode_value, is_scalar
@@ -177,36 +178,40 @@ def _parts(collection_id: int, filters: Filters, sqlite: bool) -> tuple[list[Sel
     if filters.modified_after or filters.modified_before:
         parts.append(_dates(collection_id, filters.modified_after, filters.modified_before))
     if filters.document_ids:
-        parts.append(_within(collection_id, filters.document_ids))
+        parts.append(_within(collection_id, filters.document_ids, sqlite=sqlite))
     if not parts:
         parts.append(_documents(collection_id))
     return parts, python
 
 
-def _within(collection_id: int, ids: Sequence[int], *conds: ColumnElement[bool]) -> Select[Any]:
+def id_list(ids: Sequence[int], sqlite: bool = False) -> Any:
+    """Ids for an IN test as one parameter: on SQLite one JSON text read by json_each (no bound value per id,
+    2 ms of SQLAlchemy at 600 ids), elsewhere an expanding parameter."""
+    values = [int(i) for i in ids]
+    if sqlite:
+        return select(column("value", Integer)).select_from(func.json_each(json.dumps(values)))
+    return bindparam(None, values, expanding=True, type_=Integer)
+
+
+def _within(collection_id: int, ids: Sequence[int], *conds: ColumnElement[bool], sqlite: bool = False) -> Select[Any]:
     """Documents among `ids` by primary key; `+ 0` and `|| ''` keep SQLite off a collection-wide index scan."""
-    return select(Document.id).where(Document.id.in_(list(ids)), (Document.collection_id + 0) == collection_id,
+    return select(Document.id).where(Document.id.in_(id_list(ids, sqlite)), (Document.collection_id + 0) == collection_id,
                                      Document.status.concat("") == "ok", *conds)
 
 
-def _checks(collection_id: int, filters: Filters, sqlite: bool, ids: Sequence[int]) -> list[Select[Any]]:
-    """The same fields as `_parts`, asked only of documents `ids`: primary-key lookups per id, no range scanned."""
-    parts: list[Select[Any]] = []
-    if filters.tags:  # primary key (document_id, tag)
-        parts.append(select(DocumentTag.document_id).where(
-            DocumentTag.document_id.in_(list(ids)), DocumentTag.tag.in_(filters.tags),
-            (DocumentTag.collection_id + 0) == collection_id))
-    for key, value in filters.metadata:  # primary key (document_id, key)
-        k = encode_key(key)
-        if value is None:
-            held = select(DocumentMeta.document_id).where(DocumentMeta.document_id == Document.id,
-                                                          DocumentMeta.key == k)
-            parts.append(_within(collection_id, ids, ~held.exists()))
-            continue
-        row = select(DocumentMeta.document_id).where(DocumentMeta.document_id.in_(list(ids)), DocumentMeta.key == k,
-                                                     (DocumentMeta.collection_id + 0) == collection_id)
-        parts.append(row.where(DocumentMeta.value == encode_value(value)) if is_scalar(value) else row)
+def _checks(collection_id: int, filters: Filters, sqlite: bool, ids: Sequence[int]) -> Select[Any]:
+    """Every field of `_parts` asked only of documents `ids`, in one statement: primary-key lookups per id."""
     conds: list[ColumnElement[bool]] = []
+    if filters.tags:  # primary key (document_id, tag)
+        conds.append(select(DocumentTag.document_id).where(DocumentTag.document_id == Document.id,
+                                                           DocumentTag.tag.in_(filters.tags)).exists())
+    for key, value in filters.metadata:  # primary key (document_id, key)
+        held = select(DocumentMeta.document_id).where(DocumentMeta.document_id == Document.id,
+                                                      DocumentMeta.key == encode_key(key))
+        if value is None:
+            conds.append(~held.exists())
+        else:  # a list or an object: the documents holding the key, checked in Python after
+            conds.append((held.where(DocumentMeta.value == encode_value(value)) if is_scalar(value) else held).exists())
     if filters.media_types:
         conds.append(Document.media_type.in_(filters.media_types))
     if filters.source_glob:
@@ -222,20 +227,18 @@ def _checks(collection_id: int, filters: Filters, sqlite: bool, ids: Sequence[in
         conds.append(or_(and_(*within(Document.modified_at)),
                          and_(Document.modified_at.is_(None), *within(Document.updated_at))))
     if filters.document_ids:
-        conds.append(Document.id.in_(filters.document_ids))
-    if conds or not parts:
-        parts.append(_within(collection_id, ids, *conds))
-    return parts
+        conds.append(Document.id.in_(id_list(filters.document_ids, sqlite)))
+    return _within(collection_id, ids, *conds, sqlite=sqlite)
 
 
 def field_queries(collection_id: int, filters: Filters, sqlite: bool = True,
                   among: Sequence[int] | None = None) -> tuple[list[Select[Any]], bool]:
     """One id query per field (each an index lookup), and whether a Python check must follow.
 
-    `among`: ask only about these documents (primary-key lookups per id instead of index ranges).
+    `among`: ask only about these documents: one query of primary-key lookups per id, no range scanned.
     """
     parts, python = _parts(collection_id, filters, sqlite)
-    return (parts if among is None else _checks(collection_id, filters, sqlite, among)), python
+    return (parts if among is None else [_checks(collection_id, filters, sqlite, among)]), python
 
 
 def nan_filter(filters: Filters) -> bool:
