@@ -66,3 +66,17 @@ def test_a_failing_search_still_lets_writers_go() -> None:
     with pytest.raises(RuntimeError), priority.searching():
         raise RuntimeError("boom")
     assert priority._idle.is_set()  # noqa: SLF001
+
+
+def test_a_search_shortens_the_switch_interval_while_it_runs() -> None:
+    """A writer between two pauses hands the interpreter back within SEARCH_SWITCH_S, not 5 ms."""
+    import sys
+
+    from rag import priority
+
+    before = sys.getswitchinterval()
+    with priority.searching():
+        with priority.searching():  # nested and concurrent searches share one setting
+            assert sys.getswitchinterval() == min(before, priority.SEARCH_SWITCH_S)
+        assert sys.getswitchinterval() == min(before, priority.SEARCH_SWITCH_S)
+    assert sys.getswitchinterval() == before
