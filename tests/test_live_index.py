@@ -217,3 +217,30 @@ def test_searches_read_what_this_process_published_without_loading(tmp_path: Pat
     assert loads and not any(loads)  # writers loaded every snapshot; no reader did
     hits = rag.search("wind turbines", collection="c", k=20)
     assert {h.source for h in hits} >= {f"d{i:02d}" for i in range(10) if "wind" in TOPICS[i % len(TOPICS)]}
+
+
+def test_superseded_segments_leave_with_their_last_snapshot(tmp_path: Path, embedder: object) -> None:
+    """After merges the index folder holds what the kept snapshots name (not an hour of superseded segments),
+    while a segment no snapshot has named yet (a write or merge about to publish) stays."""
+    import json
+
+    from rag.store.index import KEEP_SNAPSHOTS, current_name
+
+    rag = open_rag(tmp_path / "h", embedder, batch=1, merge=True)
+    rag.ingest_texts([doc(0)], collection="c")
+    root = next((tmp_path / "h").rglob("CURRENT")).parent
+    pending = root / "seg" / "pending-write"
+    pending.mkdir()
+    for i in range(1, 12):  # one snapshot per document, a merge every third
+        rag.ingest_texts([doc(i)], collection="c")
+        rag.store.wait_background()
+    rag.ingest_texts([doc(12)], collection="c")  # a publish after the last merge collects what it superseded
+    rag.store.wait_background()
+    snaps = sorted(root.glob("snap-*.json"))
+    assert len(snaps) <= KEEP_SNAPSHOTS and current_name(root) in {p.name for p in snaps}
+    named = {s["name"] for p in snaps for s in json.loads(p.read_text())["segments"]}
+    on_disk = {p.name for p in (root / "seg").iterdir()}
+    assert on_disk - named == {"pending-write"}
+    assert len(json.loads((root / current_name(root)).read_text())["segments"]) < 12  # merges did run
+    hits = rag.search("wind turbines", collection="c", k=20)
+    assert {h.source for h in hits} >= {f"d{i:02d}" for i in range(13) if "wind" in TOPICS[i % len(TOPICS)]}

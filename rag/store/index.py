@@ -142,6 +142,9 @@ def _mtime(path: Path) -> float | None:
 def collect_garbage(root: Path) -> None:
     """Drop files no recent snapshot names, the pre-segment format's folders, and stale temp files.
 
+    A segment leaves with the last snapshot that named it (a reader still loading an older snapshot
+    retries with CURRENT: `load_current`); one that no snapshot has named yet waits an hour.
+
     Other writers (a background merge, another process) rename and remove files here at the same time,
     so a path that vanishes between listing and checking is skipped, never an error.
     """
@@ -162,10 +165,14 @@ def collect_garbage(root: Path) -> None:
         t = _mtime(path)
         return t is not None and now - t > 3600
 
+    superseded: set[str] = set()  # published once, named by no kept snapshot: no writer will publish them again
     for path in snaps[:-KEEP_SNAPSHOTS]:
+        with contextlib.suppress(OSError, ValueError):
+            superseded |= {s["name"] for s in json.loads(path.read_text())["segments"]} - used_segs
         path.unlink(missing_ok=True)
     for path in (root / "seg").glob("*") if (root / "seg").is_dir() else []:
-        if path.name not in used_segs and old(path):
+        # A segment no snapshot names yet may be a write or merge about to publish: those wait an hour.
+        if path.name not in used_segs and (path.name in superseded or old(path)):
             shutil.rmtree(path, ignore_errors=True)
     for path in (root / "del").glob("*") if (root / "del").is_dir() else []:
         if path.name not in used_dels and (not path.name.startswith(".tmp-") or old(path)):
