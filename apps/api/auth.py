@@ -13,8 +13,7 @@ import hmac
 import secrets
 import threading
 import time
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, fields
 
 from rag.errors import ConfigError, NotFoundError
 from rag.protocols import Ledger
@@ -26,16 +25,8 @@ ALL = "*"
 
 
 @dataclass(frozen=True)
-class KeyInfo:
-    """Who is calling: never holds the key itself."""
-
-    id: int
-    name: str
-    prefix: str
-    role: str
-    collections: tuple[str, ...]
-    created_at: datetime | None = None
-    revoked_at: datetime | None = None
+class KeyInfo(ApiKeyRecord):
+    """Who is calling: the key's ledger record (its SHA-256, never the key itself) and what it may do."""
 
     def can(self, collection: str | None, role: str) -> bool:
         scoped = ALL in self.collections or (collection is not None and collection in self.collections)
@@ -59,7 +50,7 @@ class KeyInfo:
                 "revoked_at": self.revoked_at}
 
 
-ANONYMOUS = KeyInfo(0, "anonymous", "none", "admin", (ALL,))
+ANONYMOUS = KeyInfo(id=0, name="anonymous", prefix="none", key_hash="", role="admin", collections=(ALL,))
 
 
 def hash_key(raw: str) -> str:
@@ -67,8 +58,8 @@ def hash_key(raw: str) -> str:
 
 
 def _info(row: ApiKeyRecord) -> KeyInfo:
-    return KeyInfo(row.id, row.name, row.prefix, row.role, tuple(row.collections or ()), row.created_at,
-                   row.revoked_at)
+    given = {f.name: getattr(row, f.name) for f in fields(ApiKeyRecord)}
+    return KeyInfo(**{**given, "collections": tuple(row.collections or ())})
 
 
 def create_key(ledger: Ledger, *, collections: list[str], role: str = "read",

@@ -26,12 +26,12 @@ from pydantic import BaseModel, Field
 
 from rag import RAG, Filters, RagError
 from rag.types import SourceText
-from rag_platform.apps.answer_view import answer_extension, chunk_uri, hit_json
+from rag_platform.apps.answer_view import answer_extension, hit_json
 from rag_platform.apps.api.auth import KeyInfo
 from rag_platform.apps.api.limits import ApiError
 
-LOCAL_READER = KeyInfo(0, "local", "local", "read", ("*",))
-LOCAL_WRITER = KeyInfo(0, "local", "local", "admin", ("*",))  # `rag mcp --allow-write`: may create collections
+LOCAL_READER = KeyInfo(id=0, name="local", prefix="local", key_hash="", role="read", collections=("*",))
+LOCAL_WRITER = KeyInfo(id=0, name="local", prefix="local", key_hash="", role="admin", collections=("*",))  # `rag mcp --allow-write`: may create collections
 READ_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=False)
 INSTRUCTIONS = (
     "Search and answer questions over the user's document collections. Use `ask` for a cited answer "

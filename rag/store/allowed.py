@@ -36,10 +36,7 @@ def intersect_sorted(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Ids in both sorted, distinct arrays (a binary search of the shorter in the longer)."""
     if len(a) > len(b):
         a, b = b, a
-    if not len(a) or not len(b):
-        return np.zeros(0, np.int64)
-    pos = np.minimum(np.searchsorted(b, a), len(b) - 1)
-    return np.asarray(a[b[pos] == a], np.int64)
+    return np.asarray(a[member_mask(a, b)], np.int64)
 
 
 def member_mask(ids: np.ndarray, allowed: np.ndarray) -> np.ndarray:

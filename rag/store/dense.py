@@ -59,7 +59,6 @@ class SegmentDense:
                 self.index.add(np.ascontiguousarray(seg.vectors, dtype=np.float32))
         self.vectors = _held_vectors(self.index, seg)
 
-
     def search(self, q: np.ndarray, k: int, mask: np.ndarray | None, ef_search: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-k (rows, scores) among rows where `mask` is True (None: all rows)."""
         import faiss

@@ -114,13 +114,15 @@ def _source(collection_id: int, pattern: str, sqlite: bool) -> tuple[Select[Any]
     return _documents(collection_id, *_prefix_range(col, literal_prefix(pattern)), *match), sqlite and glob is None
 
 
+def _in_range(col: Any, after: datetime | None, before: datetime | None) -> list[ColumnElement[bool]]:
+    return ([col >= as_utc(after)] if after else []) + ([col <= as_utc(before)] if before else [])
+
+
 def _dates(collection_id: int, after: datetime | None, before: datetime | None) -> Select[Any]:
     """`modified_at` in range, or no `modified_at` and `updated_at` in range: two disjoint ranges on one index."""
-    def within(col: Any) -> list[ColumnElement[bool]]:
-        return ([col >= as_utc(after)] if after else []) + ([col <= as_utc(before)] if before else [])
-
-    both = union_all(_documents(collection_id, *within(Document.modified_at)),
-                     _documents(collection_id, Document.modified_at.is_(None), *within(Document.updated_at))).subquery()
+    both = union_all(_documents(collection_id, *_in_range(Document.modified_at, after, before)),
+                     _documents(collection_id, Document.modified_at.is_(None),
+                                *_in_range(Document.updated_at, after, before))).subquery()
     return select(both.c[0])
 
 
@@ -221,11 +223,9 @@ def _checks(collection_id: int, filters: Filters, sqlite: bool, ids: Sequence[in
         elif glob is not None:
             conds.append(Document.source_uri.op("GLOB")(glob))
     if filters.modified_after or filters.modified_before:
-        def within(col: Any) -> list[ColumnElement[bool]]:
-            return ([col >= as_utc(filters.modified_after)] if filters.modified_after else []) + (
-                [col <= as_utc(filters.modified_before)] if filters.modified_before else [])
-        conds.append(or_(and_(*within(Document.modified_at)),
-                         and_(Document.modified_at.is_(None), *within(Document.updated_at))))
+        after, before = filters.modified_after, filters.modified_before
+        conds.append(or_(and_(*_in_range(Document.modified_at, after, before)),
+                         and_(Document.modified_at.is_(None), *_in_range(Document.updated_at, after, before))))
     if filters.document_ids:
         conds.append(Document.id.in_(id_list(filters.document_ids, sqlite)))
     return _within(collection_id, ids, *conds, sqlite=sqlite)
