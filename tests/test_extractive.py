@@ -103,6 +103,34 @@ def test_the_answer_next_to_the_matching_sentence_comes_along(answerer: Extracti
     assert "30 seconds" in text and "The default is 3." not in text
 
 
+def test_every_source_is_read_by_meaning_even_without_the_questions_words(embedder) -> None:
+    """A source that shares no word with the question still has a unit scored by the embedder (its heading
+    read with it), so wording alone cannot keep a paraphrased answer out of the candidates."""
+    from rag.llm.evidence import candidates, features
+
+    sources = {n: f"Release notes {n}\nThe build for version {n} fixes the login page and the export button."
+               for n in range(1, 5)}
+    sources[5] = "Supported formats\nPDF, Word, PowerPoint, Excel, CSV, HTML, Markdown and plain text."
+    cands = candidates(sources)
+    _x, pool = features("Which file types can I upload?", cands, embedder, max_embed=2)
+    assert {cands[i].n for i in pool} == {1, 2, 3, 4, 5}
+    assert len(pool) == 5  # the 2 best by wording, then one unit for each source not among them
+
+
+def test_a_low_confidence_passage_stays_in_its_section(answerer: ExtractiveAnswerer) -> None:
+    """Unsure, the answer quotes more sentences of the best unit's section, never the next entry's."""
+    from rag.llm.extractive import closest
+
+    src = ("timeout\n    How long the client waits for a reply. It is counted from the last byte sent. "
+           "The default is 30 seconds.\nretries\n    How many times a failed request is sent again. "
+           "The default is 3. Retries wait one second.")
+    cands, pool, probs = answerer.score("What is the default timeout?", {1: src})
+    groups = closest(cands, pool, probs, answerer._model, 3)
+    texts = [cands[i].text for i in groups[0]]
+    assert any("30 seconds" in t for t in texts) and len(groups) == 1
+    assert "The default is 3." not in texts and "Retries wait one second." not in texts
+
+
 def test_sources_come_from_the_packed_message_not_from_parsing_it(answerer: ExtractiveAnswerer) -> None:
     """A document that writes our own tags is neutralised in the prompt's text; the extractive answerer reads the
     sources `pack` attached to the message, so it quotes the document as written (what the citation check reads)."""

@@ -2,8 +2,8 @@
 
 Every quotable unit of the numbered sources (a sentence, list item or table
 row; headings serve as context) gets features a careful reader would weigh:
-how close its meaning is to the question (the embedder's cosine; the default
-model was trained on question-answer pairs), how much of the question's
+how close its meaning is to the question (the embedder's cosine of the unit
+read under its heading; the default model was trained on question-answer pairs), how much of the question's
 weight its words cover (IDF over the candidates, stemmed), the same for its
 neighbours and its heading (the answer often sits next to the sentence that
 matches), the source's rank, whether it holds the kind of thing asked for (a
@@ -40,8 +40,10 @@ _YEAR = re.compile(r"\b(1[0-9]{3}|20[0-9]{2})s?\b|\b(january|february|march|apri
 _NUMBER = re.compile(r"\d|\b(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|"
                      r"fifty|hundred|thousand|million|billion|trillion|dozen|half|percent)\b", re.I)
 MAX_EMBED = 4
-"""Units embedded per question (the best by wording). Out of fold on training, 2-6 pick the answer equally
-often (top-1 0.782-0.790; 1 alone: 0.762) and each costs a forward pass: 4 keeps a margin for paraphrases."""
+"""Units embedded per question: the best by wording (their heading's words count half), plus the best unit of
+each source not among them, so a source that matches the question only in meaning is still read by meaning
+(on training, gold in the embedded pool 0.927 -> 0.946, about 5.8 units embedded instead of 4). Out of fold,
+2-6 by wording pick the answer equally often (top-1 0.782-0.790; 1 alone: 0.762)."""
 _CAPITAL = re.compile(r"(?<=\s)[A-Z][a-zA-Z\u00c0-\u017f]+")
 
 
@@ -155,10 +157,19 @@ def features(question: str, cands: list[Candidate], embedder: Any, *, max_embed:
                 words |= sets[j]
         return cov(words)
 
-    pre = {i: covs[i] + 0.5 * win(i) + 0.25 / cands[i].n + 0.1 / (1 + cands[i].index) for i in pool}
-    pool = sorted(pool, key=lambda i: -pre[i])[:max_embed]
+    def lead(i: int) -> str:
+        """The heading (or definition term) a unit sits under, as a lead-in: "Supported formats: PDF (.pdf), ..."."""
+        h = heading_of[i]
+        return "" if h is None else cands[h].text.rstrip(" :") + ": "
+
+    pre = {i: covs[i] + 0.5 * win(i) + 0.5 * (covs[h] if (h := heading_of[i]) is not None else 0.0)
+           + 0.25 / cands[i].n + 0.1 / (1 + cands[i].index) for i in pool}
+    ranked = sorted(pool, key=lambda i: -pre[i])
+    pool = ranked[:max_embed]
+    for n in sorted({cands[i].n for i in ranked} - {cands[i].n for i in pool}):  # every source is read by meaning
+        pool.append(next(i for i in ranked if cands[i].n == n))
     need = sorted(pool)  # one batch; a neighbour outside the pool gets the pool's lowest cosine
-    vecs = SHARED.encode(embedder, [cands[i].text for i in need])
+    vecs = SHARED.encode(embedder, [lead(i) + cands[i].text for i in need])
     q = qvec if qvec is not None else np.asarray(embedder.encode_query(question), dtype=np.float32)
     cos_of = dict(zip(need, (vecs @ q).tolist(), strict=True))
     fill = min(cos_of.values())
