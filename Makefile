@@ -32,7 +32,7 @@ install-local: $(VENV)/.local
 install-dev: $(VENV)/.dev
 
 demo: $(VENV)/.base
-	$(RAG) ingest samples docs --collection demo
+	$(RAG) ingest samples docs/*.md --collection demo
 	$(RAG) search "How does reciprocal rank fusion combine the BM25 and dense rankings?" --collection demo -k 3
 	$(RAG) ask "What happens to a file whose hash matches the ledger when I ingest again?" --collection demo
 
