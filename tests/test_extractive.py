@@ -131,6 +131,22 @@ def test_a_low_confidence_passage_stays_in_its_section(answerer: ExtractiveAnswe
     assert "The default is 3." not in texts and "Retries wait one second." not in texts
 
 
+def test_a_faq_heading_that_asks_the_question_answers_it(answerer: ExtractiveAnswerer) -> None:
+    """Help pages put the reader's question in a heading and the answer under it, often in other words."""
+    faq = ("Our community\n\nAt the heart of Acme is the open source community that shapes it.\n\n"
+           "What is Acme?\n\nAcme is a Python framework by Example Corp for building search apps. "
+           "It runs on a laptop. Its community meets monthly.\n\nWho's it for?\n\nEveryone who writes Python.")
+    text = answerer.answer("what's acme?", {1: "Acme's community channel is open to everyone.", 2: faq})
+    assert text == ("Acme is a Python framework by Example Corp for building search apps. [2] "
+                    "It runs on a laptop. [2]")
+    from rag.llm.extractive import faq_section
+
+    assert faq_section("What is Acme written in?", {2: faq}) is None  # a related question is not the heading's
+    prose = "People ask: what is Acme? Acme is a Python framework. It runs on a laptop."
+    assert faq_section("What is Acme?", {1: prose}) is None  # a question inside a paragraph is not a heading
+    assert faq_section("What is Acme?", {1: "What is Acme?\nAcme is a Python framework."}) is not None
+
+
 def test_sources_come_from_the_packed_message_not_from_parsing_it(answerer: ExtractiveAnswerer) -> None:
     """A document that writes our own tags is neutralised in the prompt's text; the extractive answerer reads the
     sources `pack` attached to the message, so it quotes the document as written (what the citation check reads)."""

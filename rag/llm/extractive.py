@@ -80,6 +80,9 @@ class ExtractiveAnswerer:
         return cands, pool, self._model.proba(x) if len(pool) else np.zeros(0)
 
     def answer(self, question: str, sources: dict[int, str]) -> str:
+        faq = faq_section(question, sources, max_units=min(2, self.max_sentences))
+        if faq is not None:
+            return _render(*faq)
         cands, pool, probs = self.score(question, sources)
         if not len(pool) or float(probs.max()) < self._model.abstain_below:
             return NO_ANSWER
@@ -119,7 +122,41 @@ _TYPE_WORDS = frozenset(analyze("year date day century decade number amount name
 
 def question_terms(question: str) -> set[str]:
     """Content terms a quoted passage should cover (question words and answer-type nouns left out)."""
-    return set(analyze(question)) - QUESTION_WORDS - _TYPE_WORDS
+    return {t for t in analyze(question) if len(t) > 1} - QUESTION_WORDS - _TYPE_WORDS  # "what's" leaves an "s"
+
+
+def faq_section(question: str, sources: dict[int, str], max_units: int = 2) -> tuple[list[Candidate], list[int]] | None:
+    """The opening units of the section whose heading asks this very question, or None.
+
+    FAQs and help pages put the question a reader asks in a heading ("What is Haystack?", "Can I trust the
+    page numbers?") and its answer right under it; the fitted model never saw such headings (SQuAD has only
+    article titles), and the answer sentence often repeats none of the question's words. A heading counts
+    when it is a question on a line of its own with exactly the question's content terms (stemmed, question
+    words aside), so this fires on the same question worded the same way, not on a related one. The
+    highest-ranked source wins.
+    """
+    terms = question_terms(question)
+    if not terms:
+        return None
+    cands = candidates(sources)
+
+    def asks(c: Candidate) -> bool:
+        src = sources[c.n]
+        alone = src[:c.start].rstrip(" \t").endswith("\n") or not src[:c.start].strip()
+        alone = alone and (src[c.end:].lstrip(" \t").startswith("\n") or not src[c.end:].strip())
+        return (c.kind == "heading" or alone) and c.text.rstrip().endswith("?")
+
+    for h, c in enumerate(cands):
+        if not asks(c) or question_terms(c.text) != terms:
+            continue
+        units: list[Candidate] = []
+        for u in cands[h + 1:]:
+            if u.n != c.n or u.kind == "heading" or asks(u) or len(units) >= max_units:
+                break
+            units.append(u)
+        if units:
+            return units, list(range(len(units)))
+    return None
 
 
 def compose(cands: list[Candidate], pool: list[int], probs: np.ndarray, model: Model,
