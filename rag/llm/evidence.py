@@ -3,8 +3,8 @@
 Every quotable unit of the numbered sources (a sentence, list item or table
 row; headings serve as context) gets features a careful reader would weigh:
 how close its meaning is to the question (the embedder's cosine of the unit
-read under its heading; the default model was trained on question-answer pairs), how much of the question's
-weight its words cover (IDF over the candidates, stemmed), the same for its
+read under its heading; the default model was trained on question-answer
+pairs), how much of the question's weight its words cover (IDF over the candidates, stemmed), the same for its
 neighbours and its heading (the answer often sits next to the sentence that
 matches), the source's rank, whether it holds the kind of thing asked for (a
 year for "when", a number for "how many"), and what it adds beyond the

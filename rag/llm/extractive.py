@@ -209,8 +209,9 @@ def closest(cands: list[Candidate], pool: list[int], probs: np.ndarray, model: M
     way: a row's siblings are alternatives to it, not the rest of the passage.
 
     Unsure which unit answers, the model usually has the answer among its first few sentences of that
-    source: on the training split, quoting them all (rather than only those at least 0.4 as likely as the
-    best) puts a gold answer in 1.4 points more answers for 0.2 more sentences on average. Units of other
+    source: on the training split (out of fold), quoting them all rather than only those at least 0.4 as
+    likely as the best puts a gold answer in more answers (0.833 -> 0.842) for 0.2 more sentences an answer
+    (every quoted sentence is a citation: per-sentence citation precision 0.909 -> 0.897). Units of other
     sources would cite chunks that rarely hold the answer (citation precision 0.85 against 0.91 on training).
     """
     used = compose(cands, pool, probs, model, max_sentences, terms=terms)[0]
