@@ -1,14 +1,23 @@
-"""Dense recall@10 of the store's approximate index against exact search, on >= 100k real-model vectors.
+"""Dense recall@10 of the store's approximate index against exact search, on up to 1M real-model vectors.
 
 Hash-seeded vectors (`bench/scale_local.py`) are near-duplicates of each other and say nothing about
-HNSW; this script asks the question with the real default model (all-MiniLM-L6-v2 through
-`rag.embed`, batch 64) over distinct real texts from `../shared/data`: every window of 1 and 2
-consecutive sentences (stride 1) of the SciFact abstracts and the SQuAD contexts, plus the SciFact
-titles, the SQuAD questions and the SciFact train claims (about 104k texts). The 300 SciFact test
-claims are the held-out queries and are never in the corpus.
+HNSW; this script asks the question with the store's default embedder (all-MiniLM-L6-v2, int8 ONNX where
+installed, through `rag.embed.make_embedder`, batch 64) over distinct real texts:
+
+- from `../shared/data`: every window of 1 and 2 consecutive sentences (stride 1) of the SciFact abstracts
+  and the SQuAD contexts, plus the SciFact titles, the SQuAD questions and the SciFact train claims
+  (about 104k texts);
+- with `--docstrings N`, N more: 1- to 4-sentence windows of the prose shipped in this environment (the
+  docstrings and comments of every installed package and of the standard library, parsed with `ast`,
+  and the .md / .rst / .txt files beside them and under /usr/share/doc; about 1.06M distinct texts).
+  `--docstrings 896097` makes the corpus exactly 1M texts.
+
+The 300 SciFact test claims (and with `--docstrings`, 300 more held-out docstring windows) are the
+queries and are never in the corpus.
 
 Vectors are cached under `.bench-cache/hnsw_recall/` (gitignored) in chunks, so a rerun, or a run
-interrupted mid-way, does not re-embed (`--embed-only` just fills the cache).
+interrupted mid-way, does not re-embed (`--embed-only` just fills the cache; `--cached-only` measures
+over what is cached so far).
 
 For each size N (a fixed random subset of the corpus) the segment is built the way the store builds
 it (`rag.store.segment.build` with the kind `dense_kind(N, settings.index.dense, hnsw_min_rows)`
@@ -19,18 +28,20 @@ measured at k=10 (the strict figure) and inside a k=fetch_k search (what hybrid 
 dense side for: efSearch is then at least fetch_k). Latency is per query, flat and HNSW side by side
 in the same run (the machine is shared: read ratios).
 
-Run: `nice -n 5 .venv/bin/python bench/hnsw_recall.py [--sizes 10000 50000 100000 0] [--ef 16 32 64 128 256]`
-(size 0 = every text).
+Run: `nice -n 5 .venv/bin/python bench/hnsw_recall.py [--docstrings 896097] [--sizes 10000 100000 0]
+[--ef 16 32 64 128 256]` (size 0 = every text; 1M texts take about an hour to embed on 2 cores).
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import hashlib
 import json
 import os
 import re
 import sys
+import sysconfig
 import time
 from pathlib import Path
 from typing import Any
@@ -45,7 +56,7 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from rag.config import EmbedderSettings, Settings  # noqa: E402
-from rag.embed import SentenceTransformerEmbedder  # noqa: E402
+from rag.embed import make_embedder  # noqa: E402
 from rag.store import segment as sg  # noqa: E402
 from rag.store.dense import SegmentDense, dense_kind, set_search_threads  # noqa: E402
 
@@ -53,6 +64,7 @@ console = Console(width=150)
 DATA = REPO.parent / "shared" / "data"
 CACHE = REPO / ".bench-cache" / "hnsw_recall"
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\[])")
+_COMMENTS = re.compile(r"(?:^[ \t]*#[^\n!]*\n)+", re.M)
 CHUNK = 4096  # texts per cached vector file
 
 
@@ -90,7 +102,64 @@ def real_texts(data: Path = DATA) -> tuple[list[str], list[str]]:
     return [ordered[i] for i in order], held_out
 
 
-def embed_cached(embedder: SentenceTransformerEmbedder, texts: list[str], name: str,
+def _paragraphs(path: Path) -> list[str]:
+    """Prose paragraphs of one file: docstrings and comment blocks of a .py file (parsed with `ast`, nothing
+    run), else the blank-line separated paragraphs of a .md / .rst / .txt file."""
+    try:
+        raw = path.read_text(encoding="utf-8", errors="ignore")
+    except OSError:
+        return []
+    if path.suffix != ".py":
+        return re.split(r"\n\s*\n", raw)
+    try:
+        tree = ast.parse(raw)
+    except (SyntaxError, ValueError, RecursionError):
+        return []
+    kinds = ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef
+    comments = [re.sub(r"^\s*#+ ?", "", block, flags=re.M) for block in _COMMENTS.findall(raw)]
+    return comments + [p for node in ast.walk(tree) if isinstance(node, kinds)
+                       for p in re.split(r"\n\s*\n", ast.get_docstring(node) or "")]
+
+
+def docstring_texts(limit: int) -> list[str]:
+    """Up to `limit` more real texts: 1- to 4-sentence windows of the prose shipped with this environment:
+    the docstrings and comments of every installed Python package and of the standard library, and the .md / .rst / .txt
+    files beside them and under /usr/share/doc (technical English, a different domain from SciFact and SQuAD).
+
+    Files walked in sorted order and the result shuffled with a fixed seed, so the set is reproducible for a
+    given environment and any prefix samples every package. Cached as one JSON list (parsing takes minutes).
+    """
+    cache = CACHE / "docstring-texts.json"
+    if cache.exists():
+        texts: list[str] = json.loads(cache.read_text())
+        return texts[:limit]
+    roots = sorted({Path(p) for p in (sysconfig.get_paths()["purelib"], sysconfig.get_paths()["stdlib"])}
+                   | {Path("/usr/share/doc")})
+    seen: set[str] = set()
+    out: list[str] = []
+    for root in roots:
+        files = (f for ext in ("py", "md", "rst", "txt") for f in root.rglob(f"*.{ext}"))
+        for path in sorted(files):
+            for para in _paragraphs(path):
+                para = " ".join(para.split())
+                if ">>>" in para or len(para) < 40:
+                    continue
+                sents = [s for s in _sentences(para) if len(s) <= 400 and
+                         sum(ch.isalpha() for ch in s) > 0.6 * len(s)]
+                for width in (1, 2, 3, 4):
+                    for i in range(len(sents) - width + 1):
+                        t = " ".join(sents[i:i + width])
+                        if t not in seen:
+                            seen.add(t)
+                            out.append(t)
+    out = [out[i] for i in np.random.default_rng(13).permutation(len(out))]  # a prefix samples every package
+    CACHE.mkdir(parents=True, exist_ok=True)
+    cache.with_suffix(".tmp").write_text(json.dumps(out))
+    os.replace(cache.with_suffix(".tmp"), cache)
+    return out[:limit]
+
+
+def embed_cached(embedder: Any, texts: list[str], name: str,
                  embed: bool = True) -> tuple[np.ndarray, list[int]]:
     """(vectors, positions in `texts`) with batch 64, cached per chunk of CHUNK texts under CACHE/<key>/.
 
@@ -165,14 +234,20 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", type=int, nargs="*", default=[10_000, 50_000, 100_000, 0])
     ap.add_argument("--ef", type=int, nargs="*", default=[16, 32, 64, 128, 256])
+    ap.add_argument("--docstrings", type=int, default=0, metavar="N",
+                    help="add up to N docstring sentence windows of the installed packages (to reach 1M real texts)")
     ap.add_argument("--embed-only", action="store_true", help="fill the vector cache and stop")
     ap.add_argument("--cached-only", action="store_true",
                     help="measure over the vectors cached so far (a random sample of the corpus), embed nothing")
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "hnsw_recall.json")
     args = ap.parse_args()
     settings = Settings()
-    embedder = SentenceTransformerEmbedder(EmbedderSettings())
+    embedder = make_embedder(EmbedderSettings())  # the store's default (int8 ONNX where installed)
     texts, held_out = real_texts()
+    if args.docstrings:
+        extra = [t for t in docstring_texts(args.docstrings + 300) if t not in set(held_out)]
+        held_out = held_out + extra[args.docstrings:args.docstrings + 300]  # queries from that domain too
+        texts = texts + extra[:args.docstrings]
     total = len(texts)
     console.print(f"{len(texts):,} distinct corpus texts, {len(held_out)} held-out queries")
     qvecs, _ = embed_cached(embedder, held_out, "queries")
@@ -187,7 +262,9 @@ def main() -> None:
         "model": embedder.model_id, "texts": len(texts), "corpus_texts_total": total, "dim": int(vecs.shape[1]),
         "queries": len(qvecs),
         "corpus": "SciFact abstract + SQuAD context sentence windows (1-2 sentences, stride 1), SciFact titles "
-                  "and train claims, SQuAD questions; queries: SciFact test claims (held out)",
+                  "and train claims, SQuAD questions" + (f", {args.docstrings:,} docstring sentence windows of the "
+                  "installed packages" if args.docstrings else "") + "; queries: SciFact test claims" + (
+                  " and 300 more docstring windows" if args.docstrings else "") + " (held out)",
         "dense": cfg.dense, "hnsw_min_rows": cfg.hnsw_min_rows, "hnsw_m": cfg.hnsw_m,
         "ef_construction": cfg.hnsw_ef_construction, "default_ef_search": cfg.hnsw_ef_search,
         "fetch_k": settings.retrieval.fetch_k, "search_threads": cfg.search_threads, "by_size": {}}
