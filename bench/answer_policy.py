@@ -34,7 +34,7 @@ import numpy as np  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from bench.fit_extractive import DATA, make_questions, split_articles  # noqa: E402
+from bench.fit_extractive import DATA, choose_thresholds, make_questions, out_of_fold, split_articles  # noqa: E402
 from rag import RAG, Settings  # noqa: E402
 from rag.llm import extractive as ex  # noqa: E402
 from rag.llm.evidence import Candidate, Model, candidates, features, load_model  # noqa: E402
@@ -58,29 +58,21 @@ def collect(rag: RAG, questions: list[Any], collection: str, k: int) -> list[dic
     return rows
 
 
-def out_of_fold(rows: list[dict[str, Any]]) -> list[np.ndarray]:
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import GroupKFold
-
+def unit_probabilities(rows: list[dict[str, Any]]) -> list[np.ndarray]:
+    """Out-of-fold probabilities of each question's scored units, as the fit computes them."""
     x = np.vstack([r["x"] for r in rows if r["pool"]])
     y = np.concatenate([[float(r["gold"][i]) for i in r["pool"]] for r in rows])
     q = np.concatenate([[n] * len(r["pool"]) for n, r in enumerate(rows)])
-    xs = (x - x.mean(0)) / (x.std(0) + 1e-6)
-    oof = np.zeros(len(y))
-    for tr, te in GroupKFold(n_splits=5).split(xs, y, q):
-        oof[te] = LogisticRegression(C=1.0, max_iter=2000).fit(xs[tr], y[tr]).predict_proba(xs[te])[:, 1]
+    oof = out_of_fold((x - x.mean(0)) / (x.std(0) + 1e-6), y, q)
     return np.split(oof, np.cumsum([len(r["pool"]) for r in rows])[:-1])
 
 
-def thresholds(rows: list[dict[str, Any]], probs: list[np.ndarray], max_wrong: float, precision: float) -> tuple[float, float]:
-    """As `bench/fit_extractive.py` chooses them."""
+def thresholds(rows: list[dict[str, Any]], probs: list[np.ndarray], max_wrong: float,
+               precision: float) -> tuple[float, float]:
     best = np.array([p.max() if len(p) else 0.0 for p in probs])
-    right = np.array([bool(len(p)) and r["gold"][r["pool"][int(np.argmax(p))]] for p, r in zip(probs, rows, strict=True)])
-    ans = np.array([r["answerable"] for r in rows])
-    grid = np.unique(np.round(best, 4))
-    abstain = max([t for t in grid if np.mean(best[ans] < t) <= max_wrong] or [0.0])
-    precise = [t for t in grid if (best >= t).sum() >= 20 and np.mean(right[best >= t]) >= precision]
-    return float(abstain), float(max(abstain, min(precise) if precise else grid.max()))
+    right = np.array([bool(len(p)) and r["gold"][r["pool"][int(np.argmax(p))]]
+                      for p, r in zip(probs, rows, strict=True)])
+    return choose_thresholds(best, right, np.array([r["answerable"] for r in rows]), max_wrong, precision)
 
 
 def closest_before(cands: list[Candidate], pool: list[int], probs: np.ndarray, model: Model, max_sentences: int = 3,
@@ -174,7 +166,7 @@ def main() -> None:
         rag.ingest_texts((SourceText(source=p, title=t or None, text=x) for p, (t, x) in corpus.items()),
                          collection=collection)
     rows = collect(rag, questions, collection, args.k)
-    probs = out_of_fold(rows)
+    probs = unit_probabilities(rows)
     abstain, confident = thresholds(rows, probs, args.max_wrong_abstain, args.confident_precision)
     model = dataclasses.replace(load_model(), abstain_below=abstain, confident_from=confident)
     results = {"shipped: the rest of the best sentence's section": policy(rows, probs, model, ex.closest),

@@ -106,6 +106,27 @@ def best_per_question(p: np.ndarray, y: np.ndarray, q: np.ndarray, nq: int) -> t
     return best, right
 
 
+def out_of_fold(xs: np.ndarray, y: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """Each unit's probability from a logistic regression fitted without its question's fold (5 folds)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GroupKFold
+
+    oof = np.zeros(len(y))
+    for tr, te in GroupKFold(n_splits=5).split(xs, y, q):
+        oof[te] = LogisticRegression(C=1.0, max_iter=2000).fit(xs[tr], y[tr]).predict_proba(xs[te])[:, 1]
+    return oof
+
+
+def choose_thresholds(best: np.ndarray, right: np.ndarray, ans: np.ndarray, max_wrong: float,
+                      precision: float) -> tuple[float, float]:
+    """(abstain_below, confident_from) from each question's best probability, whether that unit holds a gold
+    answer, and whether the question is answerable (see the module's docstring)."""
+    grid = np.unique(np.round(best, 4))
+    abstain_below = max([t for t in grid if np.mean(best[ans] < t) <= max_wrong] or [0.0])
+    precise = [t for t in grid if (best >= t).sum() >= 20 and np.mean(right[best >= t]) >= precision]
+    return float(abstain_below), float(max(abstain_below, min(precise) if precise else float(grid.max())))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--questions", type=int, default=700)
@@ -119,7 +140,6 @@ def main() -> None:
     args = ap.parse_args()
 
     from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import GroupKFold
 
     passages, items = split_articles(DATA, 1, 12)
     questions, gone = make_questions(passages, items, args.questions, args.removed, args.seed)
@@ -144,16 +164,12 @@ def main() -> None:
     x, y, q, meta = data["x"], data["y"], data["q"], data["meta"]
     mean, scale = x.mean(axis=0), x.std(axis=0) + 1e-6
     xs = (x - mean) / scale
-    oof = np.zeros(len(y))
-    for tr, te in GroupKFold(n_splits=5).split(xs, y, q):
-        oof[te] = LogisticRegression(C=1.0, max_iter=2000).fit(xs[tr], y[tr]).predict_proba(xs[te])[:, 1]
+    oof = out_of_fold(xs, y, q)
     model = LogisticRegression(C=1.0, max_iter=2000).fit(xs, y)
     best, right = best_per_question(oof, y, q, len(meta))
     ans = np.array([m["answerable"] for m in meta])
-    grid = np.unique(np.round(best, 4))
-    abstain_below = max([t for t in grid if np.mean(best[ans] < t) <= args.max_wrong_abstain] or [0.0])
-    precise = [t for t in grid if (best >= t).sum() >= 20 and np.mean(right[best >= t]) >= args.confident_precision]
-    confident_from = max(abstain_below, min(precise) if precise else float(grid.max()))
+    abstain_below, confident_from = choose_thresholds(best, right, ans, args.max_wrong_abstain,
+                                                      args.confident_precision)
     stats = {
         "questions": int(len(meta)), "answerable": int(ans.sum()), "unanswerable": int((~ans).sum()),
         "top1_holds_gold_when_any": float(np.mean(right[[m["any_gold"] for m in meta]])),

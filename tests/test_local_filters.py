@@ -245,7 +245,8 @@ def test_every_filter_field_is_an_index_lookup(tmp_path: Path) -> None:
     assert any("ix_documents_collection_status_media" in p and "media_type=?" in p for p in plans["media"])
     assert any("modified_at>? AND modified_at<?" in p for p in plans["between"])
     assert any("modified_at=? AND updated_at>? AND updated_at<?" in p for p in plans["between"])  # IS NULL branch
-    assert [p for p in plans["ids"] if p.startswith("SEARCH")] == ["SEARCH documents USING INTEGER PRIMARY KEY (rowid=?)"]
+    by_id = [p for p in plans["ids"] if p.startswith("SEARCH")]
+    assert by_id == ["SEARCH documents USING INTEGER PRIMARY KEY (rowid=?)"]
     assert len([p for p in plans["all"] if p.startswith("SEARCH")]) == 7
 
 

@@ -31,7 +31,8 @@ from rag_platform.apps.api.auth import KeyInfo
 from rag_platform.apps.api.limits import ApiError
 
 LOCAL_READER = KeyInfo(id=0, name="local", prefix="local", key_hash="", role="read", collections=("*",))
-LOCAL_WRITER = KeyInfo(id=0, name="local", prefix="local", key_hash="", role="admin", collections=("*",))  # `rag mcp --allow-write`: may create collections
+# `rag mcp --allow-write`: may create collections
+LOCAL_WRITER = KeyInfo(id=0, name="local", prefix="local", key_hash="", role="admin", collections=("*",))
 READ_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=False)
 INSTRUCTIONS = (
     "Search and answer questions over the user's document collections. Use `ask` for a cited answer "

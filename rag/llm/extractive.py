@@ -75,15 +75,18 @@ class ExtractiveAnswerer:
 
     def score(self, question: str, sources: dict[int, str]) -> tuple[list[Candidate], list[int], np.ndarray]:
         """(all candidates, indices of the scored ones, their probabilities)."""
-        cands = candidates(sources)
+        return self._score(question, candidates(sources))
+
+    def _score(self, question: str, cands: list[Candidate]) -> tuple[list[Candidate], list[int], np.ndarray]:
         x, pool = features(question, cands, self.embedder, max_embed=self.max_embed)
         return cands, pool, self._model.proba(x) if len(pool) else np.zeros(0)
 
     def answer(self, question: str, sources: dict[int, str]) -> str:
-        faq = faq_section(question, sources, max_units=min(2, self.max_sentences))
+        cands = candidates(sources)
+        faq = faq_section(question, sources, cands, max_units=min(2, self.max_sentences))
         if faq is not None:
             return _render(*faq)
-        cands, pool, probs = self.score(question, sources)
+        cands, pool, probs = self._score(question, cands)
         if not len(pool) or float(probs.max()) < self._model.abstain_below:
             return NO_ANSWER
         if float(probs.max()) < self._model.confident_from:
@@ -125,7 +128,8 @@ def question_terms(question: str) -> set[str]:
     return {t for t in analyze(question) if len(t) > 1} - QUESTION_WORDS - _TYPE_WORDS  # "what's" leaves an "s"
 
 
-def faq_section(question: str, sources: dict[int, str], max_units: int = 2) -> tuple[list[Candidate], list[int]] | None:
+def faq_section(question: str, sources: dict[int, str], cands: list[Candidate] | None = None,
+                max_units: int = 2) -> tuple[list[Candidate], list[int]] | None:
     """The opening units of the section whose heading asks this very question, or None.
 
     FAQs and help pages put the question a reader asks in a heading ("What is Haystack?", "Can I trust the
@@ -133,12 +137,12 @@ def faq_section(question: str, sources: dict[int, str], max_units: int = 2) -> t
     article titles), and the answer sentence often repeats none of the question's words. A heading counts
     when it is a question on a line of its own with exactly the question's content terms (stemmed, question
     words aside), so this fires on the same question worded the same way, not on a related one. The
-    highest-ranked source wins.
+    highest-ranked source wins. `cands`: the units of `sources` when the caller has them already.
     """
     terms = question_terms(question)
     if not terms:
         return None
-    cands = candidates(sources)
+    cands = candidates(sources) if cands is None else cands
 
     def asks(c: Candidate) -> bool:
         src = sources[c.n]

@@ -197,7 +197,8 @@ def id_list(ids: Sequence[int], sqlite: bool = False) -> Any:
 
 def _within(collection_id: int, ids: Sequence[int], *conds: ColumnElement[bool], sqlite: bool = False) -> Select[Any]:
     """Documents among `ids` by primary key; `+ 0` and `|| ''` keep SQLite off a collection-wide index scan."""
-    return select(Document.id).where(Document.id.in_(id_list(ids, sqlite)), (Document.collection_id + 0) == collection_id,
+    return select(Document.id).where(Document.id.in_(id_list(ids, sqlite)),
+                                     (Document.collection_id + 0) == collection_id,
                                      Document.status.concat("") == "ok", *conds)
 
 
