@@ -38,6 +38,11 @@ class ApiSettings(BaseSettings):
     max_upload_mb: float = Field(50.0, gt=0, description="Largest single uploaded file.")
     max_files: int = Field(20, ge=1, description="Most files in one upload request.")
     max_json_kb: int = Field(256, ge=1, description="Largest JSON request body.")
+    ingest_process: bool = Field(True, description="Ingest uploads in a second process (searches keep their "
+                                 "latency while it runs); false: in a thread of the server. A server given an "
+                                 "embedder object rather than settings always uses the thread.")
+    ingest_nice: int = Field(10, ge=0, le=19, description="OS priority (nice) of that process: it gets the "
+                             "cores the searches leave.")
     watch_roots: list[Path] = Field(default_factory=list, description="Folders under which a watched folder "
                                     "may be registered (POST /v1/collections/{c}/watches); none refuses all.")
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -54,13 +55,29 @@ def remove(rag: RAG) -> None:
     rag.store.wait_background()
 
 
-def measure(home: Path, queries: list[str]) -> dict[str, Any]:
+def measure(home: Path, queries: list[str], nices: list[int], rounds: int) -> dict[str, Any]:
     rag = open_home(home)
     remove(rag)  # a run stopped part-way may have left some
     latencies(rag, queries[:50])  # warm: snapshot, caches
     idle = latencies(rag, queries)
     out: dict[str, Any] = {"chunks": next(c.chunks for c in rag.store.ledger.collection_stats() if c.name == "c")}
+    arms: dict[str, list[float]] = {"idle": list(idle)}
+    for _round in range(rounds):
+        arms.setdefault("thread", []).extend(beside_thread(rag, queries))
+        arms["idle"].extend(latencies(rag, queries))
+        for nice in nices:
+            arms.setdefault(f"process_nice{nice}", []).extend(beside_process(rag, home, queries, nice))
+            arms["idle"].extend(latencies(rag, queries))
+    restore(rag)
+    p99 = {name: float(np.percentile(v, 99)) for name, v in arms.items()}
+    out.update({f"{k}_p99_ms": v for k, v in p99.items()})  # idle: every idle phase, between the others
+    out.update({f"{k}_ratio_p99": v / p99["idle"] for k, v in p99.items() if k != "idle"})
+    out["searches"] = {k: len(v) for k, v in arms.items()}
+    return out
 
+
+def beside_thread(rag: RAG, queries: list[str]) -> list[float]:
+    """Searches while a thread of this process ingests (a library user calling both in one process)."""
     busy: list[float] = []
     done = threading.Event()
     docs = [make_doc(START + j) for j in range(DOCS)]
@@ -72,38 +89,31 @@ def measure(home: Path, queries: list[str]) -> dict[str, Any]:
         finally:
             done.set()
 
-    t0 = time.perf_counter()
     thread = threading.Thread(target=run)
     thread.start()
     while not done.is_set():
         busy.extend(latencies(rag, queries[:20]).tolist())
     thread.join()
-    out["thread_ingest_s"] = time.perf_counter() - t0
     remove(rag)
-    idle2 = latencies(rag, queries)
+    return busy
 
+
+def beside_process(rag: RAG, home: Path, queries: list[str], nice: int) -> list[float]:
+    """Searches while a second process ingests into the same home at OS priority `nice`: `rag ingest`
+    from a shell beside `rag serve` (nice 0), or the server's own ingest process (`api.ingest_nice`)."""
     child = subprocess.Popen([sys.executable, __file__, "--child", str(home)], stdin=subprocess.PIPE,
-                             stdout=subprocess.PIPE, text=True)
+                             stdout=subprocess.PIPE, text=True, preexec_fn=lambda: os.nice(nice))
     assert child.stdout is not None and child.stdin is not None
     child.stdout.readline()  # "ready": its documents are made, the ingest starts now
-    t0 = time.perf_counter()
     child.stdin.write("go\n")
     child.stdin.flush()
     other: list[float] = []
     while child.poll() is None:
         other.extend(latencies(rag, queries[:20]).tolist())
-    out["process_ingest_s"] = time.perf_counter() - t0
     if child.returncode:
         raise SystemExit(f"the ingest process failed with exit code {child.returncode}")
     remove(rag)
-    restore(rag)
-    p99 = {name: float(np.percentile(v, 99)) for name, v in
-           (("idle", np.r_[idle, idle2]), ("thread", busy), ("process", other))}
-    out.update({f"{k}_p99_ms": v for k, v in p99.items()})  # idle: both idle phases, before and between
-    out["thread_ratio_p99"] = p99["thread"] / p99["idle"]
-    out["process_ratio_p99"] = p99["process"] / p99["idle"]
-    out["searches"] = {"idle": len(idle), "thread": len(busy), "process": len(other)}
-    return out
+    return other
 
 
 def main() -> None:
@@ -114,6 +124,9 @@ def main() -> None:
     ap.add_argument("--home", type=Path, required=True, help="the --home of bench/scale_local.py")
     ap.add_argument("--sizes", type=int, nargs="+", default=[10_000])
     ap.add_argument("--queries", type=int, default=300)
+    ap.add_argument("--nice", type=int, nargs="+", default=[0, 10],
+                    help="OS priorities of the ingest process arms (0: a shell's `rag ingest`; 10: the server's)")
+    ap.add_argument("--rounds", type=int, default=2, help="each arm this many times, interleaved")
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "ingest_beside_search.json")
     args = ap.parse_args()
     rng = np.random.default_rng(5)
@@ -121,15 +134,16 @@ def main() -> None:
 
     queries = [" ".join(VOCAB[j] for j in np.minimum(rng.zipf(1.2, 6) - 1, len(VOCAB) - 1))
                for _ in range(args.queries)]
-    results = {str(n): measure(args.home / f"n{n}", queries) for n in args.sizes}
+    results = {str(n): measure(args.home / f"n{n}", queries, args.nice, args.rounds) for n in args.sizes}
     table = Table(title="search p99 beside a 10k-chunk ingest into the same collection (hash-seeded embedder)")
-    for col in ("chunks", "idle p99", "beside an ingest thread: p99 (ratio)",
-                "beside an ingest process: p99 (ratio)"):
+    arms = ["thread"] + [f"process_nice{n}" for n in args.nice]
+    heads = {"thread": "ingest thread, same process"} | {f"process_nice{n}": f"ingest process, nice {n}"
+                                                        for n in args.nice}
+    for col in ("chunks", "idle p99", *(heads[a] + ": p99 (ratio)" for a in arms)):
         table.add_column(col, justify="right")
     for n, r in results.items():
         table.add_row(f"{r['chunks']:,}", f"{r['idle_p99_ms']:.1f} ms",
-                      f"{r['thread_p99_ms']:.1f} ms ({r['thread_ratio_p99']:.2f}x)",
-                      f"{r['process_p99_ms']:.1f} ms ({r['process_ratio_p99']:.2f}x)")
+                      *(f"{r[a + '_p99_ms']:.1f} ms ({r[a + '_ratio_p99']:.2f}x)" for a in arms))
     Console().print(table)
     args.out.write_text(json.dumps({"results": results, "command": " ".join(["python", *sys.argv]),
                                     "date": datetime.now(UTC).date().isoformat()}, indent=1) + "\n")

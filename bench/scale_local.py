@@ -295,7 +295,7 @@ def measure(n_chunks: int, base: Path, compact: bool = True) -> dict[str, Any]:
     res["filter_kinds"] = by_filter_kind(rag, queries[:100])
     if compact:
         _compacted(rag, queries, res)
-    res.update(concurrent(rag, queries, start=2 * 10**6))
+    res.update(concurrent(rag, home, queries, start=2 * 10**6))
     restore(rag)
     rag.store.wait_background()
     res["rss_mb"] = rss_mb()
@@ -315,8 +315,13 @@ def restore(rag: RAG) -> None:
     rag.ingest_texts([make_doc(k) for k in (*range(5), *range(100, 105))], collection="c")  # skips when unchanged
 
 
-def concurrent(rag: RAG, queries: list[str], start: int) -> dict[str, float]:
-    """Search p99 while another thread ingests ~10k chunks into the same collection, against idle p99."""
+def concurrent(rag: RAG, home: Path, queries: list[str], start: int) -> dict[str, float]:
+    """Search p99 while ~10k chunks are ingested into the same collection, against idle p99: from a thread of
+    this process (a library user doing both) and from a second process at the priority the server gives its
+    ingestion process (`api.ingest_nice`: how `rag serve` ingests uploads)."""
+    from bench.ingest_beside_search import beside_process
+    from rag_platform.apps.uploads import ApiSettings
+
     idle = latencies(rag, queries)
     busy: list[float] = []
     done = threading.Event()
@@ -335,9 +340,15 @@ def concurrent(rag: RAG, queries: list[str], start: int) -> dict[str, float]:
     while not done.is_set():
         busy.extend(latencies(rag, queries[:20]).tolist())
     thread.join()
-    idle_p99, busy_p99 = float(np.percentile(idle, 99)), float(np.percentile(busy, 99))
+    idle = np.r_[idle, latencies(rag, queries)]
+    nice = ApiSettings().ingest_nice
+    other = beside_process(rag, home, queries, nice)
+    idle = np.r_[idle, latencies(rag, queries)]
+    idle_p99, busy_p99, other_p99 = (float(np.percentile(v, 99)) for v in (idle, busy, other))
     return {"idle_p99_ms": idle_p99, "during_ingest_p99_ms": busy_p99, "during_ingest_ratio_p99": busy_p99 / idle_p99,
-            "during_ingest_searches": len(busy)}
+            "during_ingest_searches": len(busy), "during_ingest_process_nice": nice,
+            "during_ingest_process_p99_ms": other_p99, "during_ingest_process_ratio_p99": other_p99 / idle_p99,
+            "during_ingest_process_searches": len(other)}
 
 
 def quality(home: Path | None = None) -> dict[str, Any]:

@@ -48,6 +48,7 @@ class RAG:
                 settings = settings.model_copy(update={"embedder": chosen})
         self.settings = settings
         self.embedder: Embedder = embedder if embedder is not None else make_embedder(settings.embedder)
+        self.embedder_from_settings = embedder is None  # another process can open the same RAG from `settings`
         self._store: Store | None = None
         self._ledger: Ledger | None = None
         self._reranker: Reranker | None = None

@@ -143,6 +143,27 @@ def test_two_stores_share_one_home(tmp_path: Path, embedder: object) -> None:
     assert reader.store.index("c").revision == writer.store.index("c").revision
 
 
+def test_another_stores_merge_loads_in_the_background(tmp_path: Path, embedder: object) -> None:
+    """A merge changes no hit, so a reader keeps its snapshot and loads the merged one off the request path;
+    another store's new write is seen by the very next search."""
+    writer = open_rag(tmp_path / "h", embedder, batch=2)
+    reader = open_rag(tmp_path / "h", embedder, batch=2)
+    writer.ingest_texts([doc(i) for i in range(8)], collection="c")
+    held = reader.store.index("c")
+    assert len(held.segments) == 4
+    before = {q: top(reader, q, "hybrid") for q in QUERIES}
+    writer.store.compact("c")
+    assert reader.store.index("c") is held  # same ledger revision: served as is, the merged one loads aside
+    assert {q: top(reader, q, "hybrid") for q in QUERIES} == before
+    reader.store.wait_background()
+    merged = reader.store.index("c")
+    assert merged is not held and len(merged.segments) == 1 and merged.revision == held.revision
+    assert {q: top(reader, q, "hybrid") for q in QUERIES} == before
+    writer.ingest_texts([doc(8)], collection="c")
+    assert "d08" in {source for source, _start, _score in top(reader, TOPICS[8 % len(TOPICS)], "bm25", k=20)}
+    assert reader.store.index("c").revision == writer.store.index("c").revision
+
+
 def test_a_kept_filter_follows_writes_from_any_store(tmp_path: Path, embedder: object) -> None:
     """The allowed-id set kept per filter is dropped when the ledger moves, whichever store wrote."""
     reader = open_rag(tmp_path / "h", embedder, batch=2)

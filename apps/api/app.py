@@ -36,6 +36,7 @@ from rag.errors import ConfigError, DependencyMissingError, IndexMismatchError, 
 from rag_platform.apps.api.admin import eval_router, keys_router, ops_router
 from rag_platform.apps.api.auth import Authenticator
 from rag_platform.apps.api.collections import collections_router, documents_router
+from rag_platform.apps.api.ingest_process import IngestProcess
 from rag_platform.apps.api.jobs import JobRunner
 from rag_platform.apps.api.limits import ApiError, ApiSettings, BodySizeLimit, RateLimiter
 from rag_platform.apps.api.metrics import ApiMetrics, MetricsMiddleware
@@ -87,7 +88,10 @@ def build_state(rag: RAG, cfg: ApiSettings) -> AppState:
     if not cfg.auth:
         log.warning("RAG_API__AUTH=false: every caller is an admin of every collection; local use only")
     metrics = ApiMetrics()
-    jobs = JobRunner(rag, on_report=metrics.observe_ingest)
+    process = None
+    if cfg.ingest_process and rag.embedder_from_settings:  # a child can build the same embedder from settings
+        process = IngestProcess(rag.settings, nice=cfg.ingest_nice)
+    jobs = JobRunner(rag, on_report=metrics.observe_ingest, process=process)
     store = rag.store  # opened now: keys are checked in its ledger
     return AppState(rag=rag, settings=cfg, chat=ChatSettings(),
                     auth=Authenticator(store.ledger, enabled=cfg.auth),

@@ -2,7 +2,9 @@
 
 One worker thread runs the jobs in order, so two uploads never write the same
 collection's ledger and index at once (the index swap itself is atomic, and
-readers keep searching the previous version while a job runs). Jobs live in
+readers keep searching the previous version while a job runs). The thread hands
+each job to the server's ingestion process (`ingest_process.IngestProcess`) when
+there is one, so the ingest does not compete with searches for the interpreter. Jobs live in
 memory: the durable record of every run is the ledger's `ingest_runs` table,
 whose id each finished job reports as `run_id`.
 """
@@ -22,6 +24,7 @@ from typing import Any, Literal
 
 from rag.errors import NotFoundError, RagError
 from rag.report import IngestReport
+from rag_platform.apps.api.ingest_process import IngestProcess
 
 log = logging.getLogger("rag.api.jobs")
 
@@ -66,8 +69,10 @@ def report_json(report: IngestReport, names: dict[str, str]) -> dict[str, Any]:
 class JobRunner:
     """Runs ingestion jobs one at a time on a background thread; keeps the last `keep` jobs."""
 
-    def __init__(self, rag: Any, *, on_report: Callable[[Any], None] | None = None, keep: int = 1000) -> None:
+    def __init__(self, rag: Any, *, on_report: Callable[[Any], None] | None = None, keep: int = 1000,
+                 process: IngestProcess | None = None) -> None:
         self.rag = rag
+        self.process = process  # None: jobs run in the worker thread itself
         self.on_report = on_report
         self.keep = keep
         self._jobs: OrderedDict[str, Job] = OrderedDict()
@@ -89,7 +94,10 @@ class JobRunner:
         job.status, job.started_at = "running", _now()
         try:
             with self.writes:
-                report = self.rag.ingest(paths, collection=job.collection)
+                if self.process is not None:
+                    report = self.process.ingest(paths, collection=job.collection)
+                else:
+                    report = self.rag.ingest(paths, collection=job.collection)
             job.report = report_json(report, names)
             if self.on_report is not None:
                 self.on_report(report)
@@ -122,3 +130,5 @@ class JobRunner:
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=False)
+        if self.process is not None:
+            self.process.close()

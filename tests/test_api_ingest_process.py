@@ -1,0 +1,89 @@
+"""Uploads are ingested by the server's ingestion process (a real child process on the same data home)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("fastapi")
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
+
+from rag import RAG
+from rag.config import LLMSettings, ProviderSettings, Settings
+from rag_platform.apps.api.app import create_app
+from rag_platform.apps.api.ingest_process import report_from_json, report_to_json, settings_frame
+from rag_platform.apps.api.limits import ApiSettings
+from rag.report import FileResult, IngestReport
+
+FERNS = b"# Ferns\n\nFerns reproduce by spores released from sori under the fronds.\n"
+TIDES = b"# Tides\n\nSpring tides happen when the sun and the moon pull along one line.\n"
+
+
+def _upload(client: TestClient, name: str, body: bytes) -> dict:
+    r = client.post("/v1/collections/kb/documents", files=[("files", (name, body))])
+    assert r.status_code == 202, r.text
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        job = client.get(r.json()["status_url"]).json()
+        if job["status"] in ("done", "failed"):
+            return job
+        time.sleep(0.1)
+    raise AssertionError("the upload job did not finish")
+
+
+def _sources(client: TestClient, query: str) -> list[str]:
+    hits = client.post("/v1/collections/kb/search", json={"query": query, "k": 3}).json()["hits"]
+    return [h["source"].rsplit("/", 1)[-1] for h in hits]
+
+
+def test_uploads_run_in_a_lower_priority_process_and_the_server_sees_them(tmp_path: Path) -> None:
+    rag = RAG.open(settings=Settings(home=tmp_path / "home",
+                                     llm=LLMSettings(providers=[ProviderSettings(name="e", kind="extractive")])))
+    app = create_app(rag=rag, api_settings=ApiSettings(auth=False, ingest_nice=7))
+    with TestClient(app) as client:
+        assert client.post("/v1/collections", json={"name": "kb"}).status_code in (200, 201)
+        job = _upload(client, "ferns.md", FERNS)
+        assert job["status"] == "done", job
+        assert job["report"]["summary"]["ok"] == 1 and job["report"]["files"][0]["file"] == "ferns.md"
+        process = app.state.jobs.process
+        pid = process.pid
+        assert pid is not None and pid != os.getpid()
+        assert os.getpriority(os.PRIO_PROCESS, pid) == os.getpriority(os.PRIO_PROCESS, 0) + 7
+        assert _sources(client, "how do ferns reproduce")[0].endswith("ferns.md")
+
+        os.kill(pid, signal.SIGKILL)  # a dead ingestion process is replaced by the next upload
+        deadline = time.monotonic() + 10
+        while process.pid is not None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        job = _upload(client, "tides.md", TIDES)
+        assert job["status"] == "done", job
+        assert process.pid not in (None, pid)
+        assert _sources(client, "when do spring tides happen")[0].endswith("tides.md")
+        assert "ferns.md" in {d["source"].rsplit("/", 1)[-1] for d in
+                              client.get("/v1/collections/kb/documents").json()["documents"]}
+    assert process.pid is None  # the app's shutdown ended it
+
+
+def test_a_server_given_an_embedder_object_ingests_in_its_thread(tmp_path: Path, embedder: object) -> None:
+    rag = RAG.open(settings=Settings(home=tmp_path / "home"), embedder=embedder)
+    assert create_app(rag=rag, api_settings=ApiSettings(auth=False)).state.jobs.process is None
+    fresh = RAG.open(settings=Settings(home=tmp_path / "home2"))
+    assert create_app(rag=fresh, api_settings=ApiSettings(auth=False, ingest_process=False)).state.jobs.process is None
+
+
+def test_settings_and_reports_cross_the_pipe_unchanged(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path, llm=LLMSettings(providers=[
+        ProviderSettings(name="o", kind="openai", model="gpt-4o-mini", api_key=SecretStr("sk-test-123"))]))
+    back = Settings.model_validate(settings_frame(settings)["settings"])
+    assert back.llm.providers[0].api_key is not None
+    assert back.llm.providers[0].api_key.get_secret_value() == "sk-test-123"
+    assert back.model_dump(mode="json") == settings.model_dump(mode="json")
+    report = IngestReport(collection="kb", run_id=3, files=[FileResult("a.md", "ok", chunks=2, seconds=0.5)],
+                          chunks_added=2, seconds=1.5, missing=["gone.md"])
+    report.stage_seconds["embed"] += 0.25
+    assert report_from_json(report_to_json(report)) == report
