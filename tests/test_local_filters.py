@@ -137,6 +137,26 @@ def expected_tag_rows(rag: RAG) -> set[tuple[int, str]]:
     return {(d, t) for d, meta in rows for t in document_tags(meta)}
 
 
+def bit_rows(rag: RAG) -> set[tuple[int, str, int]]:
+    """(collection, field, document) as `field_bits` holds them."""
+    from rag.store.field_bits import BLOCK_SHIFT, decode
+    from rag.store.ledger import FieldBits
+
+    with rag.store.sessions() as s:
+        return {(c, f, int(o) + (b << BLOCK_SHIFT)) for c, f, b, bits in
+                s.execute(select(FieldBits.collection_id, FieldBits.field, FieldBits.block, FieldBits.bits))
+                for o in decode(bits)}
+
+
+def expected_bit_rows(rag: RAG) -> set[tuple[int, str, int]]:
+    from rag.store.field_bits import document_fields
+
+    with rag.store.sessions() as s:
+        rows = s.execute(select(Document.id, Document.collection_id, Document.metadata_, Document.media_type)
+                         .where(Document.status == "ok")).all()
+    return {(c, f, d) for d, c, meta, media in rows for f in document_fields(meta, media)}
+
+
 @pytest.fixture()
 def built(tmp_path: Path, embedder: object) -> RAG:
     """18 documents in batches of 3, then 5 replaced (new tags) and 3 deleted: many segments with deletions."""
@@ -164,20 +184,25 @@ def test_filtered_search_equals_brute_force(built: RAG, lookup_max: int, monkeyp
             assert not narrow.excluded and not len(narrow.ids)
     assert tag_rows(built) == expected_tag_rows(built)  # written with each version, gone with deleted ones
     assert field_rows(built) == expected_field_rows(built)
+    assert bit_rows(built) == expected_bit_rows(built) != set()
     assert_filters_match_brute_force(built)
     built.store.compact("c")  # merged segments carry the document ids over
     assert len(built.store.index("c").segments) == 1
     assert_filters_match_brute_force(built)
+    other = built.store.collection("other").id
+    assert any(c == other for c, _f, _d in bit_rows(built))
+    built.store.delete_collection("other")  # its field_bits go with it
+    assert bit_rows(built) == expected_bit_rows(built) and all(c != other for c, _f, _d in bit_rows(built))
 
 
 def test_upgrade_backfills_filter_rows_and_document_ids(built: RAG, tmp_path: Path, embedder: object) -> None:
-    """A store written before migrations 0007-0008 and docs.npy: opened again, its filters agree with brute force."""
+    """A store written before migrations 0007-0009 and docs.npy: opened again, its filters agree with brute force."""
     from alembic import command
 
     from rag.store.db import alembic_config
 
     home = tmp_path / "h"
-    command.downgrade(alembic_config(str(built.store.engine.url)), "0006")  # drops document_tags
+    command.downgrade(alembic_config(str(built.store.engine.url)), "0006")  # drops document_tags, field_bits
     built.store.engine.dispose()
     removed = [p.unlink() for p in (home / "indexes" / "c" / "seg").glob("*/docs.npy")]
     assert removed, "the segments had document ids to remove"
@@ -186,10 +211,12 @@ def test_upgrade_backfills_filter_rows_and_document_ids(built: RAG, tmp_path: Pa
     meta, when = field_rows(old)  # migration 0008 backfilled the metadata rows and modified_at
     assert (meta, when) == expected_field_rows(old) and meta and any(when.values()) and None in when.values()
     assert all(s.docs is not None for s in old.store.index("c").segments)
+    assert bit_rows(old) == expected_bit_rows(old) != set()  # migration 0009 filled field_bits
     assert_filters_match_brute_force(old)
     old.ingest_texts([doc(i, version=2) for i in range(18, 24)] + [doc(0, version=3)], collection="c")
     assert tag_rows(old) == expected_tag_rows(old)
     assert field_rows(old) == expected_field_rows(old)
+    assert bit_rows(old) == expected_bit_rows(old)
     red = {h.source for h in old.search("solar wind water", collection="c", k=50, mode="bm25",
                                         filters=Filters(tags=("red",)))}
     with old.store.sessions() as s:
@@ -312,3 +339,39 @@ def test_a_failed_filter_resolution_is_not_kept(built: RAG, monkeypatch: pytest.
         built.search("solar panel", collection="c", filters=red)
     hits = built.search("solar panel", collection="c", filters=red)
     assert hits and len(calls) == 2
+
+
+def test_field_bits_blocks_round_trip_and_follow_changes(tmp_path: Path) -> None:
+    """Array blocks under 4,096 ids, bitmaps above, across block edges; a removal before an addition of the same id
+    (SQLite may give a deleted document's id to the next one) leaves it set; an emptied block is gone."""
+    from rag.store import field_bits as fb
+    from rag.store.db import open_engine, session_factory
+    from rag.store.ledger import Collection as Coll
+
+    for offsets in (np.array([0, 7, 65535]), np.arange(0, 65536, 16), np.arange(4095), np.arange(4096)):
+        blob = fb.encode(offsets)
+        assert (len(blob) == fb.DENSE_BYTES) == (len(offsets) > fb.SPARSE_MAX)
+        assert fb.decode(blob).tolist() == offsets.tolist()
+    sessions = session_factory(open_engine(f"sqlite:///{tmp_path / 'b.db'}"))
+    rng = np.random.default_rng(0)
+    with sessions.begin() as s:
+        s.add(Coll(id=1, name="c"))
+    want: dict[str, set[int]] = {"t\x1fa": set(), "t\x1fb": set()}
+    for step in range(6):
+        added = [(f, int(d)) for f in want for d in rng.integers(0, 3 * fb.BLOCK, 3000 if step < 3 else 40)]
+        held = sorted((f, d) for f in want for d in want[f])
+        removed = [held[int(i)] for i in rng.integers(0, len(held), len(held) // 2)] if held else []
+        with sessions.begin() as s:
+            fb.change(s, 1, added=added, removed=removed)
+        for f, d in removed:
+            want[f].discard(d)
+        for f, d in added:
+            want[f].add(d)
+        with sessions() as s:
+            for f, ids in want.items():
+                assert fb.field_ids(s, 1, [f]).tolist() == sorted(ids), (step, f)
+            assert fb.field_ids(s, 1, list(want)).tolist() == sorted(want["t\x1fa"] | want["t\x1fb"])
+    with sessions.begin() as s:
+        fb.change(s, 1, removed=[(f, d) for f, ids in want.items() for d in ids])
+    with sessions() as s:
+        assert fb.count_rows(s, 1) == 0

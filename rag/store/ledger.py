@@ -130,6 +130,22 @@ class DocumentMeta(Base):
     collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"))
 
 
+class FieldBits(Base):
+    """The ok documents found under one filter value, as blocks of a compressed bitmap (`rag.store.field_bits`).
+
+    One row per (collection, field, block of 65,536 document ids); maintained by the embedded
+    store in the transactions that insert and delete documents, gone with the collection.
+    """
+
+    __tablename__ = "field_bits"
+    __table_args__ = {"sqlite_with_rowid": False}
+
+    collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"), primary_key=True)
+    field: Mapped[str] = mapped_column(Text, primary_key=True)
+    block: Mapped[int] = mapped_column(Integer, primary_key=True)
+    bits: Mapped[bytes] = mapped_column(LargeBinary)
+
+
 def document_tags(metadata: dict[str, Any] | None) -> list[str]:
     """The tags `Filters(tags=...)` can match in a document's metadata, once each (see Filters.match_document)."""
     tags = (metadata or {}).get("tags") or []

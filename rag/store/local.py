@@ -27,10 +27,12 @@ from rag.config import Settings
 from rag.contextual import index_text
 from rag.errors import NotFoundError
 from rag.filters import Filters
+from rag.store import field_bits
 from rag.store import index as idx
 from rag.store.allowed import AllowedIds
 from rag.store.base import DocumentWrite, check_collection_name, text_hash
 from rag.store.doc_fields import metadata_rows, modified_at
+from rag.store.field_bits import document_fields
 from rag.store.filter_ids import resolve
 from rag.store.ledger import Chunk, Collection, Document, DocumentMeta, DocumentTag, Embedding, document_tags
 from rag.store.live import ROW_COLS, LiveIndex
@@ -118,6 +120,9 @@ class LocalStore(SqlReads):
             old_docs = [existing[src].id for src in [*removed, *(d.source for d in docs)] if src in existing]
             gone = np.array([c for i in range(0, len(old_docs), 500) for c in s.scalars(
                 select(Chunk.id).where(Chunk.document_id.in_(old_docs[i:i + 500])))], dtype=np.int64)
+            leaving = [existing[src] for src in [*removed, *(w.source for w in docs)] if src in existing]
+            unbits = [(f, old.id) for old in leaving if old.status == "ok"
+                      for f in document_fields(old.metadata_, old.media_type)]
             for src in removed:
                 if src in existing:
                     s.delete(existing.pop(src))
@@ -146,6 +151,9 @@ class LocalStore(SqlReads):
             meta_rows = [r for doc in rows for r in metadata_rows(doc.id, coll.id, doc.metadata_)]
             if meta_rows:
                 s.execute(insert(DocumentMeta), meta_rows)
+            field_bits.change(s, coll.id, added=[(f, doc.id) for doc in rows
+                                                  for f in document_fields(doc.metadata_, doc.media_type)],
+                              removed=unbits)
             header = self.settings.chunking.context_header
             chunk_rows = [{"document_id": doc.id, "collection_id": coll.id, "ordinal": c.ordinal, "text": c.text,
                            "text_hash": text_hash(index_text(d.title, c.heading_path, c.text, header=header)),
