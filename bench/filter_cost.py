@@ -65,7 +65,7 @@ def measure(rag: RAG, queries: list[str], kinds: dict[str, Filters | None]) -> d
                     if kind not in allowed_n:
                         allowed_n[kind] = len(allowed_document_ids(s, coll.id, f))
                 t["sql"].append(dt)
-                allowed = AllowedIds(got.ids, excluded=got.excluded)
+                allowed = AllowedIds(got.ids)
                 t["masks"].append(ms(lambda a=allowed: [a.mask(seg) for seg in snap.segments])[0])
             t["dense"].append(ms(lambda a=allowed, qv=qv: snap.dense.search(qv, 100, a))[0])
             t["bm25"].append(ms(lambda a=allowed, q=q: snap.sparse.search(q, 100, a))[0])

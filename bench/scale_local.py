@@ -102,7 +102,7 @@ def make_doc(i: int, version: int = 0, words: int = 900) -> SourceText:
                                 "modified": f"{2015 + (i // 3) % 10}-06-01T00:00:00+00:00"})
 
 
-FILTER_KINDS = {  # each resolved in SQL through its own index (rag.store.local_filters)
+FILTER_KINDS = {  # tags, media type, metadata: field_bits blocks; the others an SQL index (rag.store.filter_ids)
     "tags": Filters(tags=("even",)),
     "media_type": Filters(media_types=("text/markdown",)),
     "metadata": Filters(metadata=(("team", "t3"),)),

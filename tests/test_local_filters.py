@@ -152,9 +152,9 @@ def expected_bit_rows(rag: RAG) -> set[tuple[int, str, int]]:
     from rag.store.field_bits import document_fields
 
     with rag.store.sessions() as s:
-        rows = s.execute(select(Document.id, Document.collection_id, Document.metadata_, Document.media_type)
-                         .where(Document.status == "ok")).all()
-    return {(c, f, d) for d, c, meta, media in rows for f in document_fields(meta, media)}
+        rows = s.execute(select(Document.id, Document.collection_id, Document.metadata_, Document.media_type,
+                                Document.updated_at).where(Document.status == "ok")).all()
+    return {(c, f, d) for d, c, meta, media, when in rows for f in document_fields(meta, media, when)}
 
 
 @pytest.fixture()
@@ -175,13 +175,6 @@ def test_filtered_search_equals_brute_force(built: RAG, lookup_max: int, monkeyp
     from rag.store import filter_ids
 
     monkeypatch.setattr(filter_ids, "LOOKUP_MAX", lookup_max)  # both ways of combining fields, same answers
-    if not lookup_max:  # every field counts as broad: broad date ranges are read as what they leave out
-        coll = built.store.collection("c")
-        with built.store.sessions() as s:
-            wide = filter_ids.resolve(s, coll.id, Filters(modified_after=datetime(2000, 1, 1, tzinfo=UTC)))
-            assert wide.excluded and not len(wide.ids)
-            narrow = filter_ids.resolve(s, coll.id, Filters(modified_after=datetime(2099, 1, 1, tzinfo=UTC)))
-            assert not narrow.excluded and not len(narrow.ids)
     assert tag_rows(built) == expected_tag_rows(built)  # written with each version, gone with deleted ones
     assert field_rows(built) == expected_field_rows(built)
     assert bit_rows(built) == expected_bit_rows(built) != set()
@@ -375,3 +368,34 @@ def test_field_bits_blocks_round_trip_and_follow_changes(tmp_path: Path) -> None
         fb.change(s, 1, removed=[(f, d) for f, ids in want.items() for d in ids])
     with sessions() as s:
         assert fb.count_rows(s, 1) == 0
+
+
+def test_date_ranges_at_month_edges_equal_brute_force(tmp_path: Path, embedder: object) -> None:
+    """A date range reads whole months from field_bits and its partial months through the dates index: ranges that
+    start or end on a month's first instant, its last microsecond, inside one month, reversed, unbounded, around
+    documents dated by `modified` (any offset) and by when they were written."""
+    from rag.store.filter_ids import allowed_document_ids
+
+    stamps = ["2021-01-31T23:59:59.999999+00:00", "2021-02-01T00:00:00+00:00", "2021-02-15T12:00:00",
+              "2021-03-01T00:30:00+01:00", "2021-03-01T00:00:00+00:00", "2021-12-31T23:00:00-02:00",
+              "0001-01-01T00:00:00+00:00", "9999-12-31T23:59:59+00:00", None, "not a date"]
+    rag = open_rag(tmp_path / "h", embedder)
+    rag.ingest_texts([SourceText(source=f"e{i}", title=None, text=f"solar wind {i}",
+                                 metadata={} if m is None else {"modified": m}) for i, m in enumerate(stamps)],
+                     collection="c")
+    now = datetime.now(UTC)
+    edges = [datetime(2021, 2, 1, tzinfo=UTC), datetime(2021, 2, 1, tzinfo=UTC) - timedelta(microseconds=1),
+             datetime(2021, 2, 15, 12, tzinfo=UTC), datetime(2021, 3, 1, tzinfo=UTC), datetime(2021, 2, 10),
+             datetime(2022, 1, 1, 1, tzinfo=timezone(timedelta(hours=2))), datetime(1, 1, 1, tzinfo=UTC),
+             datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC), now - timedelta(days=1), now + timedelta(days=1)]
+    coll = rag.store.collection("c")
+    with rag.store.sessions() as s:
+        docs = s.scalars(select(Document).where(Document.collection_id == coll.id)).all()
+        for after in [None, *edges]:
+            for before in [None, *edges]:
+                if after is None and before is None:
+                    continue
+                f = Filters(modified_after=after, modified_before=before)
+                want = sorted(d.id for d in docs if f.match_document(d.source_uri, d.media_type, d.metadata_ or {},
+                                                                     d.updated_at, document_id=d.id))
+                assert allowed_document_ids(s, coll.id, f).tolist() == want, (after, before)

@@ -75,25 +75,22 @@ class AllowedIds:
     """The documents a filter lets through (ids ascending), with each segment's row mask computed once.
 
     A filter resolves to documents in SQL (a few thousand ids where chunks are many times
-    more), and each segment maps them to rows through its document-id column. With
-    `excluded`, the ids are the only documents left out (a date range that passes nearly
-    everything is read as its outside: far fewer ids). The store hands the same object to
+    more), and each segment maps them to rows through its document-id column. The store hands the same object to
     every search with the same filter until the ledger moves, so the dense and BM25 sides
     of a query, and later queries, share the masks. `AllowedIds.later` takes the answer as a
     future: the SQL runs in another thread while the search embeds its query and sums its
     BM25 postings, and the first mask waits for it.
     """
 
-    def __init__(self, document_ids: np.ndarray, *, excluded: bool = False) -> None:
+    def __init__(self, document_ids: np.ndarray) -> None:
         self._ids = sorted_unique(np.asarray(document_ids, np.int64))
-        self._excluded = excluded
-        self._pending: Future[tuple[np.ndarray, bool]] | None = None
+        self._pending: Future[np.ndarray] | None = None
         self._masks: dict[str, np.ndarray] = {}
         self._table: np.ndarray | None = None
 
     @classmethod
-    def later(cls, pending: Future[tuple[np.ndarray, bool]]) -> AllowedIds:
-        """The answer of a resolution still running: (document ids, excluded) once `pending` is done."""
+    def later(cls, pending: Future[np.ndarray]) -> AllowedIds:
+        """The answer of a resolution still running: its document ids once `pending` is done."""
         out = cls(np.zeros(0, np.int64))
         out._pending = pending
         return out
@@ -101,8 +98,8 @@ class AllowedIds:
     def _wait(self) -> None:
         pending = self._pending
         if pending is not None:
-            ids, excluded = pending.result()  # raises what the resolution raised
-            self._ids, self._excluded = sorted_unique(np.asarray(ids, np.int64)), excluded
+            ids = pending.result()  # raises what the resolution raised
+            self._ids = sorted_unique(np.asarray(ids, np.int64))
             self._pending = None
 
     @property
@@ -111,14 +108,9 @@ class AllowedIds:
         return self._ids
 
     @property
-    def excluded(self) -> bool:
-        self._wait()
-        return self._excluded
-
-    @property
     def empty(self) -> bool:
         """Nothing can pass (a search returns nothing without looking); waits for a pending answer."""
-        return not self.excluded and not len(self.document_ids)
+        return not len(self.document_ids)
 
     @property
     def failed(self) -> bool:
@@ -140,8 +132,6 @@ class AllowedIds:
             if self._table is None and len(ids) and int(ids[-1]) <= 8 * len(ids) + (1 << 22):
                 self._table = presence_table(ids)  # at most 8 bytes per id plus 4 MB, shared by the segments
             got = document_mask(seg.docs, ids, self._table)
-            if self.excluded:  # a row whose chunk left the ledger (-1) passes no filter
-                got = ~got & (seg.docs >= 0)
             self._masks[seg.name] = got
         return got
 

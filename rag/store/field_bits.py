@@ -9,7 +9,8 @@ a plain 8 KiB bitmap. Reading a value is one indexed range of rows, a few KiB to
 KiB, and numpy turns them into ids.
 
 Table `field_bits` (collection_id, field, block, bits), WITHOUT ROWID; `field` is the filter value
-(`tag_field`, `media_field`, `meta_field`). Only ok documents are in it: the embedded store adds a
+(`tag_field`, `media_field`, `meta_field`) or the month of the document's date (`date_field`): a date
+range reads its whole months as one key range and asks SQL only about its two partial months. Only ok documents are in it: the embedded store adds a
 document's fields in the transaction that inserts it and removes them in the one that deletes it
 (`rag.store.local`), and a collection's rows go with it (ON DELETE CASCADE). Migration 0009 fills
 it for homes written before. PostgreSQL keeps its own filter plan (`rag.store.pg_filters`).
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -27,7 +29,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from rag.store.allowed import sorted_unique
-from rag.store.doc_fields import encode_key, encode_value, is_scalar
+from rag.store.doc_fields import as_utc, encode_key, encode_value, is_scalar, modified_at
 from rag.store.ledger import FieldBits, document_tags
 
 BLOCK_SHIFT = 16
@@ -52,9 +54,35 @@ def meta_field(key: str, value: Any) -> str | None:
     return "m\x1f" + encode_key(str(key)) + "\x1f" + str(encode_value(value))
 
 
-def document_fields(metadata: dict[str, Any] | None, media_type: str) -> list[str]:
-    """Every field an ok document is found under, once each."""
+def date_field(when: datetime) -> str:
+    """The month a document's date falls in (UTC), `d\x1fYYYY-MM`: months sort as text."""
+    when = as_utc(when)
+    return f"d\x1f{when.year:04d}-{when.month:02d}"
+
+
+def month_start(when: datetime) -> datetime:
+    when = as_utc(when)
+    return datetime(when.year, when.month, 1, tzinfo=UTC)
+
+
+def next_month(when: datetime) -> datetime | None:
+    """The first instant of the month after `when`'s (None past year 9999)."""
+    when = as_utc(when)
+    if when.year == 9999 and when.month == 12:
+        return None
+    return datetime(when.year + when.month // 12, when.month % 12 + 1, 1, tzinfo=UTC)
+
+
+def document_fields(metadata: dict[str, Any] | None, media_type: str, updated_at: datetime | None = None) -> list[str]:
+    """Every field an ok document is found under, once each.
+
+    Its date is the one a date filter tests: the metadata's `modified` when it parses, else
+    `updated_at` (when it was written; a move keeps it), both fixed for the document's life.
+    """
     out = [tag_field(t) for t in document_tags(metadata)] + [media_field(media_type)]
+    when = modified_at(metadata) or updated_at
+    if when is not None:
+        out.append(date_field(when))
     for key, value in (metadata or {}).items():
         f = meta_field(str(key), value)
         if f is not None:
@@ -101,6 +129,20 @@ def field_ids(s: Session, collection_id: int, fields: Sequence[str]) -> np.ndarr
     if not parts:
         return np.zeros(0, np.int64)
     return sorted_unique(np.concatenate(parts))  # one field's blocks come in key order: already sorted
+
+
+def month_ids(s: Session, collection_id: int, first: datetime | None, stop: datetime | None) -> np.ndarray:
+    """Sorted ids of the ok documents dated in whole months from `first`'s to before `stop`'s (None: no bound),
+    one range of the table's primary key."""
+    lo = date_field(first) if first is not None else "d\x1f"
+    hi = date_field(stop) if stop is not None else "d\x20"
+    if lo >= hi:
+        return np.zeros(0, np.int64)
+    rows = s.execute(select(FieldBits.block, FieldBits.bits).where(
+        FieldBits.collection_id == collection_id, FieldBits.field >= lo, FieldBits.field < hi)).all()
+    if not rows:
+        return np.zeros(0, np.int64)
+    return sorted_unique(np.concatenate([decode(bits) + (int(block) << BLOCK_SHIFT) for block, bits in rows]))
 
 
 def change(s: Session, collection_id: int, added: Iterable[tuple[str, int]] = (),

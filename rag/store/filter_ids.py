@@ -3,20 +3,22 @@
 What costs here is reading ids out of SQLite (about 80 ns an id at 250k), so the plan reads as
 few as it can:
   * tags, media types and scalar metadata values (on SQLite) come from `rag.store.field_bits`: a
-    few compressed bitmap blocks per value, whatever its size; the other fields follow below,
-    checked by primary key for those documents when they are few;
+    few compressed bitmap blocks per value, whatever its size; a date range too, from its whole
+    months there and its two partial months through the dates index; the other fields (source
+    glob, document ids, list values) follow below, checked by primary key for those documents
+    when they are few;
   * one field: its index lookup, read as one string (`group_concat`) rather than a row per id;
   * several: each field's size is probed with a count capped at `LOOKUP_MAX`; when the smallest
     stays under it, its documents are read and every field is checked for just those by primary
     key, so a tight field next to broad ones costs what the tight one selects;
-  * broad fields only: a date range whose outside is smaller is read as its outside (the answer
-    then lists the documents left out, `Resolved.excluded`); the rest are read and intersected in
-    numpy (SQLite's INTERSECT copied every id into temporary b-trees: 3-4x the cost of reading them).
+  * broad fields only: each is read and they are intersected in numpy (SQLite's INTERSECT
+    copied every id into temporary b-trees: 3-4x the cost of reading them).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -24,22 +26,26 @@ from sqlalchemy import Select, Text, cast, func, select
 from sqlalchemy.orm import Session
 
 from rag.filters import Filters
-from rag.store.allowed import intersect_sorted, member_mask, sorted_unique
-from rag.store.field_bits import field_ids, media_field, meta_field, tag_field
+from rag.store.allowed import intersect_sorted, sorted_unique
+from rag.store.doc_fields import as_utc
+from rag.store.field_bits import field_ids, media_field, meta_field, month_ids, month_start, next_month, tag_field
 from rag.store.ledger import Document
-from rag.store.local_filters import complement_queries, documents_query, field_queries, id_list, nan_filter
+from rag.store.local_filters import (
+    dates_query,
+    field_queries,
+    id_list,
+    nan_filter,
+)
 
 IN_LIST_MAX = 4096  # ids per IN list (SQLite allows 32766 bound values since 3.32)
 LOOKUP_MAX = 4096  # a field giving at most this many documents drives: the others are asked about them only
-OUTSIDE_MAX = 32768  # a broad date range is read as its outside when that holds fewer documents than this
 
 
 @dataclass(frozen=True)
 class Resolved:
-    """Sorted, distinct document ids: the ones that pass, or with `excluded` the only ok ones that do not."""
+    """Sorted, distinct document ids: the ones that pass."""
 
     ids: np.ndarray
-    excluded: bool = False
 
 
 def fetch_ids(s: Session, query: Select[Any]) -> np.ndarray:
@@ -63,8 +69,8 @@ def probe(s: Session, queries: list[Select[Any]], cap: int) -> list[int]:
 
 
 def split_bits(filters: Filters) -> tuple[list[list[str]], Filters]:
-    """The conditions `field_bits` answers (each a list of OR'ed fields: the tags, the media types, one scalar
-    metadata value), and the filter left for SQL."""
+    """The conditions `field_bits` answers by value (each a list of OR'ed fields: the tags, the media types, one
+    scalar metadata value), and the filter left over (dates included: `date_ids` takes those)."""
     groups: list[list[str]] = []
     if filters.tags:
         groups.append([tag_field(t) for t in filters.tags])
@@ -80,6 +86,26 @@ def split_bits(filters: Filters) -> tuple[list[list[str]], Filters]:
     return groups, replace(filters, tags=(), media_types=(), metadata=tuple(rest_meta))
 
 
+def date_ids(s: Session, collection_id: int, after: datetime | None, before: datetime | None) -> np.ndarray:
+    """Documents dated in [after, before]: the whole months between from `field_bits` (one key range), the
+    partial months at either end through the dates index (a month's documents at most)."""
+    after = as_utc(after) if after is not None else None
+    before = as_utc(before) if before is not None else None
+    first = next_month(after) if after is not None else None  # the first whole month (None: none left)
+    stop = month_start(before) if before is not None else None  # whole months end before this
+    parts = [month_ids(s, collection_id, first, stop)] if after is None or first is not None else []
+    edges: list[tuple[datetime | None, datetime | None]] = []
+    if after is not None:  # [after, the end of its month]
+        end = first - timedelta(microseconds=1) if first is not None else None
+        edges.append((after, before if end is None else end if before is None else min(end, before)))
+    if stop is not None:  # [the start of before's month, before]
+        edges.append((stop if after is None else max(stop, after), before))
+    for lo, hi in dict.fromkeys(edges):
+        if lo is None or hi is None or lo <= hi:
+            parts.append(fetch_ids(s, dates_query(collection_id, lo, hi)))
+    return sorted_unique(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
+
+
 def resolve(s: Session, collection_id: int, filters: Filters) -> Resolved:
     """The ok documents of the collection that pass `filters` (see the module's docstring for the plan)."""
     if nan_filter(filters):
@@ -87,11 +113,20 @@ def resolve(s: Session, collection_id: int, filters: Filters) -> Resolved:
     if s.get_bind().dialect.name != "sqlite":
         return _resolve_sql(s, collection_id, filters)
     groups, rest = split_bits(filters)
-    if not groups:
+    dated = rest.modified_after is not None or rest.modified_before is not None
+    if not groups and not dated:
         return _resolve_sql(s, collection_id, filters)
-    ids = field_ids(s, collection_id, groups[0])
-    for group in groups[1:]:
-        ids = intersect_sorted(ids, field_ids(s, collection_id, group)) if len(ids) else ids
+    ids: np.ndarray | None = None
+    for group in groups:
+        got = field_ids(s, collection_id, group)
+        ids = got if ids is None else intersect_sorted(ids, got)
+        if not len(ids):
+            return Resolved(ids)
+    if dated:
+        got = date_ids(s, collection_id, rest.modified_after, rest.modified_before)
+        ids = got if ids is None else intersect_sorted(ids, got)
+        rest = replace(rest, modified_after=None, modified_before=None)
+    assert ids is not None
     if rest.empty or not len(ids):
         return Resolved(ids)
     if len(ids) <= LOOKUP_MAX:  # few documents: the other fields are checked for them by primary key
@@ -99,16 +134,14 @@ def resolve(s: Session, collection_id: int, filters: Filters) -> Resolved:
         for check in checks:
             ids = intersect_sorted(ids, fetch_ids(s, check))
         return _checked(s, rest, ids, python)
-    got = _resolve_sql(s, collection_id, rest)
-    return Resolved(ids[~member_mask(ids, got.ids)] if got.excluded else intersect_sorted(ids, got.ids))
+    return Resolved(intersect_sorted(ids, _resolve_sql(s, collection_id, rest).ids))
 
 
 def _resolve_sql(s: Session, collection_id: int, filters: Filters) -> Resolved:
     """`resolve` with every field read through its SQL index."""
     sqlite = s.get_bind().dialect.name == "sqlite"
     parts, python = field_queries(collection_id, filters, sqlite)
-    outside = {} if python else complement_queries(collection_id, filters)
-    if len(parts) == 1 and not outside:
+    if len(parts) == 1:
         return _checked(s, filters, fetch_ids(s, parts[0]), python)
     sizes = probe(s, parts, LOOKUP_MAX + 1)
     order = sorted(range(len(parts)), key=sizes.__getitem__)
@@ -118,20 +151,9 @@ def _resolve_sql(s: Session, collection_id: int, filters: Filters) -> Resolved:
             for check in field_queries(collection_id, filters, sqlite, among=ids.tolist())[0]:
                 ids = intersect_sorted(ids, fetch_ids(s, check))
         return _checked(s, filters, ids, python)
-    left_out: list[np.ndarray] = []
-    for n, query in outside.items():
-        size = probe(s, [query], OUTSIDE_MAX)[0]
-        if size < OUTSIDE_MAX and size < probe(s, [parts[n]], size + 1)[0]:
-            left_out.append(fetch_ids(s, query))
-            order.remove(n)
-    gone = sorted_unique(np.concatenate(left_out)) if left_out else np.zeros(0, np.int64)
-    if not order:
-        return Resolved(gone, excluded=True)
     ids = fetch_ids(s, parts[order[0]])
     for n in order[1:]:
         ids = intersect_sorted(ids, fetch_ids(s, parts[n])) if len(ids) else ids
-    if len(gone):
-        ids = ids[~member_mask(ids, gone)]
     return _checked(s, filters, ids, python)
 
 
@@ -147,9 +169,5 @@ def _checked(s: Session, filters: Filters, ids: np.ndarray, python: bool) -> Res
 
 
 def allowed_document_ids(s: Session, collection_id: int, filters: Filters) -> np.ndarray:
-    """Ids of the ok documents of the collection that pass `filters`, ascending (an exclusion spelled out)."""
-    got = resolve(s, collection_id, filters)
-    if not got.excluded:
-        return got.ids
-    every = fetch_ids(s, documents_query(collection_id))
-    return np.asarray(every[~member_mask(every, got.ids)], np.int64)
+    """Ids of the ok documents of the collection that pass `filters`, ascending."""
+    return resolve(s, collection_id, filters).ids

@@ -122,7 +122,7 @@ class LocalStore(SqlReads):
                 select(Chunk.id).where(Chunk.document_id.in_(old_docs[i:i + 500])))], dtype=np.int64)
             leaving = [existing[src] for src in [*removed, *(w.source for w in docs)] if src in existing]
             unbits = [(f, old.id) for old in leaving if old.status == "ok"
-                      for f in document_fields(old.metadata_, old.media_type)]
+                      for f in document_fields(old.metadata_, old.media_type, old.updated_at)]
             for src in removed:
                 if src in existing:
                     s.delete(existing.pop(src))
@@ -152,7 +152,7 @@ class LocalStore(SqlReads):
             if meta_rows:
                 s.execute(insert(DocumentMeta), meta_rows)
             field_bits.change(s, coll.id, added=[(f, doc.id) for doc in rows
-                                                  for f in document_fields(doc.metadata_, doc.media_type)],
+                                                  for f in document_fields(doc.metadata_, doc.media_type, doc.updated_at)],
                               removed=unbits)
             header = self.settings.chunking.context_header
             chunk_rows = [{"document_id": doc.id, "collection_id": coll.id, "ordinal": c.ordinal, "text": c.text,
@@ -254,10 +254,9 @@ class LocalStore(SqlReads):
                     self._allowed.popitem(last=False)
         return got
 
-    def _resolve(self, collection_id: int, filters: Filters) -> tuple[np.ndarray, bool]:
+    def _resolve(self, collection_id: int, filters: Filters) -> np.ndarray:
         with self.sessions() as s:
-            found = resolve(s, collection_id, filters)
-        return found.ids, found.excluded
+            return resolve(s, collection_id, filters).ids
 
     def _filter_pool(self) -> ThreadPoolExecutor:
         with self._allowed_lock:

@@ -126,27 +126,9 @@ def _dates(collection_id: int, after: datetime | None, before: datetime | None) 
     return select(both.c[0])
 
 
-def _dates_outside(collection_id: int, after: datetime | None, before: datetime | None) -> Select[Any]:
-    """The documents `_dates` leaves out: each of its two ranges' outsides, again ranges on the same index."""
-    def outside(col: Any) -> list[ColumnElement[bool]]:
-        return ([col < as_utc(after)] if after else []) + ([col > as_utc(before)] if before else [])
-
-    arms = [_documents(collection_id, c) for c in outside(Document.modified_at)]
-    arms += [_documents(collection_id, Document.modified_at.is_(None), c) for c in outside(Document.updated_at)]
-    both = union_all(*arms).subquery()
-    return select(both.c[0])
-
-
-def complement_queries(collection_id: int, filters: Filters) -> dict[int, Select[Any]]:
-    """For the fields whose complement is itself an index range (dates), field number -> the documents it leaves out.
-
-    A date range that passes most documents is cheaper read as what it leaves out. Numbers follow
-    `field_queries`' order.
-    """
-    if not (filters.modified_after or filters.modified_before):
-        return {}
-    n = bool(filters.tags) + len(filters.metadata) + bool(filters.media_types) + bool(filters.source_glob)
-    return {n: _dates_outside(collection_id, filters.modified_after, filters.modified_before)}
+def dates_query(collection_id: int, after: datetime | None, before: datetime | None) -> Select[Any]:
+    """The ok documents whose date is in [after, before] (either bound may be None)."""
+    return _dates(collection_id, after, before)
 
 
 def _metadata(collection_id: int, key: str, value: Any) -> tuple[Select[Any], bool]:

@@ -1,4 +1,4 @@
-"""field_bits: each tag, media type and scalar metadata value's documents as compressed bitmap blocks (issue 13)
+"""field_bits: each tag, media type, scalar metadata value and month's documents as compressed bitmap blocks (issue 13)
 
 Revision ID: 0009
 Revises: 0008
@@ -48,7 +48,7 @@ def upgrade() -> None:
 def _backfill() -> None:
     docs = sa.table("documents", sa.column("id", sa.BigInteger()), sa.column("collection_id", sa.BigInteger()),
                     sa.column("status", sa.String()), sa.column("metadata", sa.JSON()),
-                    sa.column("media_type", sa.String()))
+                    sa.column("media_type", sa.String()), sa.column("updated_at", sa.DateTime(timezone=True)))
     bits = sa.table("field_bits", sa.column("collection_id", sa.BigInteger()), sa.column("field", sa.Text()),
                     sa.column("block", sa.Integer()), sa.column("bits", sa.LargeBinary()))
     conn = op.get_bind()
@@ -56,12 +56,12 @@ def _backfill() -> None:
     last = -1
     while True:  # keyset pages of documents; the offsets (a few bytes per field of each document) stay in memory
         page: Sequence[Any] = conn.execute(
-            sa.select(docs.c.id, docs.c.collection_id, docs.c.metadata, docs.c.media_type)
+            sa.select(docs.c.id, docs.c.collection_id, docs.c.metadata, docs.c.media_type, docs.c.updated_at)
             .where(docs.c.status == "ok", docs.c.id > last).order_by(docs.c.id).limit(_BATCH)).all()
         if not page:
             break
-        for doc, coll, meta, media in page:
-            for f in document_fields(meta if isinstance(meta, dict) else None, media or ""):
+        for doc, coll, meta, media, updated in page:
+            for f in document_fields(meta if isinstance(meta, dict) else None, media or "", updated):
                 blocks[(int(coll), f, int(doc) >> BLOCK_SHIFT)].append(int(doc) & ((1 << BLOCK_SHIFT) - 1))
         last = page[-1][0]
     # offsets arrive ascending (documents by id) and distinct (a document names a field once)
