@@ -150,6 +150,14 @@ def test_moving_documents_keeps_chunks_and_drops_stored_answers(rag: RAG) -> Non
     after = {d.source_uri: d for d in ledger.documents("c")}
     assert set(after) == {"moved/a.txt", "b.txt"} and after["moved/a.txt"].id == before["a.txt"].id
     assert ledger.cached_answer("k1") is None
+    from rag.filters import Filters
+
+    def sources(glob: str) -> set[str]:  # a suffix glob runs on the reversed sources, which the move rewrote
+        return {h.source for h in rag.search("alpha beta", collection="c", k=10, mode="bm25",
+                                             filters=Filters(source_glob=glob))}
+
+    assert sources("*/a.txt") == {"moved/a.txt"} and sources("*a.txt") == {"moved/a.txt"}
+    assert after["moved/a.txt"].updated_at == before["a.txt"].updated_at  # a move is not a change of content
 
 
 def test_ingest_runs_record_every_file(rag: RAG) -> None:

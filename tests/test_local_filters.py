@@ -28,6 +28,8 @@ CASES = [Filters(tags=("red",)), Filters(tags=("red", "blue")), Filters(tags=("s
          Filters(media_types=("application/pdf",)),
          Filters(source_glob="d0?"), Filters(source_glob="d1*"), Filters(source_glob="*5"), Filters(source_glob="*"),
          Filters(source_glob="d[0-1][!3]"), Filters(source_glob="d?[^2]"), Filters(source_glob="x*"),
+         Filters(source_glob="*07"), Filters(source_glob="*[!0]7"), Filters(source_glob="*d1?"),
+         Filters(source_glob="*[a]1"), Filters(source_glob="?0[0-4]"),
          Filters(metadata=(("team", "t1"),)), Filters(metadata=(("n", 1),)), Filters(metadata=(("n", 1.0),)),
          Filters(metadata=(("flag", True),)), Filters(metadata=(("flag", 1),)), Filters(metadata=(("score", 0.5),)),
          Filters(metadata=(("team", None),)), Filters(metadata=(("missing", None),)), Filters(metadata=(("n", None),)),
@@ -262,12 +264,28 @@ def test_every_filter_field_is_an_index_lookup(tmp_path: Path) -> None:
     assert any("ix_document_tags_collection_tag (collection_id=? AND tag=?)" in p for p in plans["tags"])
     assert any("(collection_id=? AND key=? AND value=?)" in p for p in plans["metadata"])
     assert any("source_uri>? AND source_uri<?" in p for p in plans["glob prefix"])
+    assert any("ix_documents_collection_status_source_rev" in p and "source_rev>? AND source_rev<?" in p
+               for p in plans["glob suffix"])
     assert any("ix_documents_collection_status_media" in p and "media_type=?" in p for p in plans["media"])
     assert any("modified_at>? AND modified_at<?" in p for p in plans["between"])
     assert any("modified_at=? AND updated_at>? AND updated_at<?" in p for p in plans["between"])  # IS NULL branch
     by_id = [p for p in plans["ids"] if p.startswith("SEARCH")]
     assert by_id == ["SEARCH documents USING INTEGER PRIMARY KEY (rowid=?)"]
     assert len([p for p in plans["all"] if p.startswith("SEARCH")]) == 7
+
+
+def test_reversed_globs_match_reversed_strings_as_fnmatch_does() -> None:
+    import fnmatch
+
+    from rag.store.local_filters import reversed_glob
+
+    names = ["a.md", "docs/a.md", "x[1].md", "a]b[c", "[", "]", "ab", "ba", "a-b", "a.txt", "b/c/d.pdf", ""]
+    patterns = ["*.md", "*/*.md", "*[1].md", "*[[]1]*", "a]b[c", "*[", "*]", "*[!b]", "?b", "*[a-b]", "*b[",
+                "[ab]*", "*d.pdf", "*", "*[]", "[!", "*]b[c"]
+    for pat in patterns:
+        back = reversed_glob(pat)
+        for name in names:
+            assert fnmatch.fnmatchcase(name[::-1], back) == fnmatch.fnmatchcase(name, pat), (pat, back, name)
 
 
 def test_glob_translation_agrees_with_fnmatch() -> None:

@@ -33,6 +33,12 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def _reversed(ctx: Any) -> str | None:
+    """A new document row's `source_rev`: its `source_uri` backwards."""
+    src = ctx.get_current_parameters().get("source_uri")
+    return src[::-1] if isinstance(src, str) else None
+
+
 class Base(DeclarativeBase):
     type_annotation_map = {dict[str, Any]: JSON, list[str]: JSON}
 
@@ -72,6 +78,8 @@ class Document(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
     # metadata["modified"] in UTC when it parses (rag.store.doc_fields.modified_at): date filters use an index
     modified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # source_uri reversed, so a glob like "*.pdf" is a range on an index (written by every insert; a move sets it)
+    source_rev: Mapped[str | None] = mapped_column(String(2048), default=lambda ctx: _reversed(ctx))
 
     collection: Mapped[Collection] = relationship(back_populates="documents")
     chunks: Mapped[list[Chunk]] = relationship(
@@ -219,6 +227,7 @@ Index("ix_chunks_text_hash", Chunk.text_hash)
 Index("ix_documents_collection_status_media", Document.collection_id, Document.status, Document.media_type)
 Index("ix_document_tags_collection_tag", DocumentTag.collection_id, DocumentTag.tag, DocumentTag.document_id)
 Index("ix_documents_collection_status_source", Document.collection_id, Document.status, Document.source_uri)
+Index("ix_documents_collection_status_source_rev", Document.collection_id, Document.status, Document.source_rev)
 Index("ix_documents_collection_status_modified", Document.collection_id, Document.status, Document.modified_at,
       Document.updated_at)
 Index("ix_document_metadata_collection_key_value", DocumentMeta.collection_id, DocumentMeta.key, DocumentMeta.value,

@@ -8,6 +8,8 @@ what each field selects, never a scan of every document's JSON:
   * media types: documents (collection_id, status, media_type);
   * source glob: documents (collection_id, status, source_uri): the pattern's literal prefix
     is a range on the index and GLOB (SQLite) or a regex (PostgreSQL) is checked on its entries;
+    a pattern with no literal prefix but a literal suffix ("*.pdf") is the same on SQLite's
+    (collection_id, status, source_rev), the source backwards, with the pattern reversed;
   * dates: documents (collection_id, status, modified_at, updated_at), `modified_at` being the
     metadata's `modified` when it parses, `updated_at` otherwise (as `Filters.match_document`);
   * document ids: the primary key.
@@ -74,6 +76,25 @@ def _plain_ranges(body: str) -> bool:
     return True
 
 
+def reversed_glob(pattern: str) -> str:
+    """A glob that matches a string backwards exactly when `pattern` matches it forwards.
+
+    Reads the pattern in `glob_for_sqlite`'s units (a character, `*`, `?`, a class up to the first
+    `]`) and reverses their order; a literal `[` becomes the class `[[]`, so no `]` met later in
+    the reversed text can close it.
+    """
+    units, i = [], 0
+    while i < len(pattern):
+        end = pattern.find("]", i + 1)
+        if pattern[i] == "[" and end >= 0:
+            units.append(pattern[i:end + 1])
+            i = end + 1
+        else:
+            units.append("[[]" if pattern[i] == "[" else pattern[i])
+            i += 1
+    return "".join(reversed(units))
+
+
 def literal_prefix(pattern: str) -> str:
     """The characters every match starts with: the pattern up to its first wildcard."""
     for n, ch in enumerate(pattern):
@@ -105,6 +126,12 @@ def _documents(collection_id: int, *conds: ColumnElement[bool]) -> Select[Any]:
 def _source(collection_id: int, pattern: str, sqlite: bool) -> tuple[Select[Any], bool]:
     """Documents whose source matches `pattern`, and whether fnmatch must check them in Python."""
     glob = glob_for_sqlite(pattern) if sqlite else None
+    if sqlite and glob is not None and not literal_prefix(pattern):
+        backwards = reversed_glob(pattern)  # "*.md": a range of the reversed sources, "dm.*"
+        rev = glob_for_sqlite(backwards)
+        if rev is not None and literal_prefix(backwards):
+            return _documents(collection_id, *_prefix_range(Document.source_rev, literal_prefix(backwards)),
+                              Document.source_rev.op("GLOB")(rev)), False
     if sqlite:
         col: Any = Document.source_uri
         match = [col.op("GLOB")(glob)] if glob is not None else []

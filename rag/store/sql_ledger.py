@@ -120,7 +120,7 @@ class SqlLedger(SqlRecords):
             cid = self._collection_id(s, collection)
             for old, new in moves:
                 s.execute(update(Document).where(Document.collection_id == cid, Document.source_uri == old)
-                          .values(source_uri=new, updated_at=Document.updated_at))  # a move is not a change
+                          .values(source_uri=new, source_rev=new[::-1], updated_at=Document.updated_at))  # not a change
             s.execute(delete(AnswerCache).where(AnswerCache.collection_id == cid))
             if moves:
                 s.execute(update(Collection).where(Collection.id == cid).values(revision=Collection.revision + 1))
