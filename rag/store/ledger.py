@@ -33,12 +33,6 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def _reversed(ctx: Any) -> str | None:
-    """A new document row's `source_rev`: its `source_uri` backwards."""
-    src = ctx.get_current_parameters().get("source_uri")
-    return src[::-1] if isinstance(src, str) else None
-
-
 class Base(DeclarativeBase):
     type_annotation_map = {dict[str, Any]: JSON, list[str]: JSON}
 
@@ -78,8 +72,8 @@ class Document(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
     # metadata["modified"] in UTC when it parses (rag.store.doc_fields.modified_at): date filters use an index
     modified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    # source_uri reversed, so a glob like "*.pdf" is a range on an index (written by every insert; a move sets it)
-    source_rev: Mapped[str | None] = mapped_column(String(2048), default=lambda ctx: _reversed(ctx))
+    # source_uri reversed, so a glob like "*.pdf" is a range on an index (each insert writes it; a move rewrites it)
+    source_rev: Mapped[str | None] = mapped_column(String(2048))
 
     collection: Mapped[Collection] = relationship(back_populates="documents")
     chunks: Mapped[list[Chunk]] = relationship(

@@ -129,7 +129,7 @@ class LocalStore(SqlReads):
             for src, chash, reason, size in failed:
                 old = existing.get(src)
                 if old is None:
-                    s.add(Document(collection_id=coll.id, source_uri=src, content_hash=chash,
+                    s.add(Document(collection_id=coll.id, source_uri=src, source_rev=src[::-1], content_hash=chash,
                                    media_type="application/octet-stream", size_bytes=size,
                                    status="failed", error=reason, metadata_={}, chunk_count=0))
                 elif old.status == "failed":
@@ -138,7 +138,8 @@ class LocalStore(SqlReads):
                 if d.source in existing:
                     s.delete(existing[d.source])
             s.flush()
-            rows = [Document(collection_id=coll.id, source_uri=d.source, content_hash=d.content_hash,
+            rows = [Document(collection_id=coll.id, source_uri=d.source, source_rev=d.source[::-1],
+                             content_hash=d.content_hash,
                              media_type=d.media_type, size_bytes=d.size_bytes, title=d.title,
                              metadata_=d.metadata, status="ok", chunk_count=len(d.chunks),
                              modified_at=modified_at(d.metadata)) for d in docs]

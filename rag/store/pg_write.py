@@ -62,7 +62,8 @@ def _write(s: Session, store: Any, coll: Collection, docs: Sequence[Any],
         s.execute(delete(Document).where(Document.collection_id == coll.id, Document.source_uri.in_(list(removed))))
     for src, chash, reason, size in failed:
         ins = pg_insert(Document).values(
-            collection_id=coll.id, source_uri=src, content_hash=chash, media_type="application/octet-stream",
+            collection_id=coll.id, source_uri=src, source_rev=src[::-1], content_hash=chash,
+            media_type="application/octet-stream",
             size_bytes=size, status="failed", error=reason, metadata_={}, chunk_count=0)
         s.execute(ins.on_conflict_do_update(  # a failure never replaces an ok version
             constraint="uq_document_source", set_={"error": ins.excluded.error,
@@ -79,7 +80,7 @@ def _write(s: Session, store: Any, coll: Collection, docs: Sequence[Any],
 def _upsert_documents(s: Session, store: Any, coll: Collection, docs: Sequence[Any],
                       fresh: dict[str, np.ndarray]) -> int:
     ins = pg_insert(Document).values([
-        {"collection_id": coll.id, "source_uri": d.source, "content_hash": d.content_hash,
+        {"collection_id": coll.id, "source_uri": d.source, "source_rev": d.source[::-1], "content_hash": d.content_hash,
          "media_type": d.media_type, "size_bytes": d.size_bytes, "title": d.title, "metadata_": d.metadata,
          "status": "ok", "error": None, "chunk_count": len(d.chunks), "modified_at": modified_at(d.metadata)}
         for d in docs])
