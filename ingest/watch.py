@@ -98,14 +98,21 @@ class Settle:
 def watch_folders(rag: Any, paths: Iterable[str | Path], *, collection: str, glob: str | None = None,
                   stop: threading.Event | None = None, on_sync: Callable[[SyncReport], None] | None = None,
                   settle_s: float = 1.0, debounce_ms: int = 300, tick_ms: int = 200,
-                  max_wait_s: float = 60.0, guard: AbstractContextManager[Any] | None = None) -> int:
+                  max_wait_s: float = 60.0, guard: AbstractContextManager[Any] | None = None,
+                  sync: Callable[[list[FileItem], list[Path], str], SyncReport] | None = None) -> int:
     """Sync once, then after every settled change until `stop` is set. Returns the number of passes.
 
     `on_sync` gets each pass's report (the first, full pass included). `guard` is
     held around each pass (the HTTP API shares one lock with its upload jobs, so
-    one writer at a time).
+    one writer at a time). `sync(files, roots, collection)` runs a pass; by default
+    `sync_changed` in this process (the HTTP API hands passes to its ingestion process).
     """
     import watchfiles
+
+    def here(files: list[FileItem], roots: list[Path], collection: str) -> SyncReport:
+        return sync_changed(rag, files, roots, collection=collection)
+
+    run_pass = sync or here
 
     roots = discover(paths, glob)[1]
     guard = guard if guard is not None else nullcontext()
@@ -117,7 +124,7 @@ def watch_folders(rag: Any, paths: Iterable[str | Path], *, collection: str, glo
                                     watch_filter=lambda _c, p: not is_temporary(Path(p).name)):
         if passes == 0:  # the watcher is up: a full pass now misses nothing that changes meanwhile
             with guard:
-                report = sync_changed(rag, discover(roots, glob)[0], roots, collection=collection)
+                report = run_pass(discover(roots, glob)[0], roots, collection)
             passes = 1
             if on_sync:
                 on_sync(report)
@@ -142,7 +149,7 @@ def watch_folders(rag: Any, paths: Iterable[str | Path], *, collection: str, glo
             deleted_at = None
             try:
                 with guard:
-                    report = sync_changed(rag, items, roots, collection=collection)
+                    report = run_pass(items, roots, collection)
             except Exception:  # noqa: BLE001 - a watcher keeps going; the next change retries
                 log.exception("sync pass failed; it is retried on the next change")
                 continue

@@ -87,3 +87,47 @@ def test_settings_and_reports_cross_the_pipe_unchanged(tmp_path: Path) -> None:
                           chunks_added=2, seconds=1.5, missing=["gone.md"])
     report.stage_seconds["embed"] += 0.25
     assert report_from_json(report_to_json(report)) == report
+
+
+def _until(check, what: str, timeout_s: float = 90.0):  # noqa: ANN001, ANN202
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if value := check():
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_a_watched_folder_syncs_in_the_ingestion_process(tmp_path: Path) -> None:
+    root = tmp_path / "shared"
+    folder = root / "kb"
+    folder.mkdir(parents=True)
+    (folder / "ferns.md").write_bytes(FERNS)
+    rag = RAG.open(settings=Settings(home=tmp_path / "home"))
+    app = create_app(rag=rag, api_settings=ApiSettings(auth=False, watch_roots=[root]))
+    app.state.watches.settle_s = 0.3
+    with TestClient(app) as client:
+        assert client.post("/v1/collections", json={"name": "kb"}).status_code in (200, 201)
+        assert client.post("/v1/collections/kb/watches", json={"path": str(folder)}).status_code == 201
+
+        def names() -> set[str]:
+            docs = client.get("/v1/collections/kb/documents").json()["documents"]
+            return {Path(d["source"]).name for d in docs if d["status"] == "ok"}
+
+        _until(lambda: names() == {"ferns.md"}, "the first pass")
+        assert app.state.jobs.process.pid is not None  # only a pass could have started it: no upload was made
+        (folder / "tides.md").write_bytes(TIDES)
+        _until(lambda: _sources(client, "when do spring tides happen")[0].endswith("tides.md"), "tides searchable")
+        (row,) = _until(lambda: [w for w in client.get("/v1/collections/kb/watches").json()["watches"]
+                                 if w["passes"] >= 2], "the second pass reported")
+        assert row["state"] == "watching" and row["error"] is None and "1 added" in row["last_sync"]["line"]
+
+
+def test_sync_reports_cross_the_pipe_unchanged() -> None:
+    from rag_platform.apps.api.ingest_process import sync_from_json, sync_to_json
+    from rag_platform.ingest.sync import SyncReport
+
+    report = SyncReport("kb", added=["a.md"], moved=[("b.md", "c.md")], failed=[("d.pdf", "encrypted")], unchanged=3,
+                        seconds=0.5, ingest=IngestReport(collection="kb", run_id=2, chunks_added=4))
+    assert sync_from_json(sync_to_json(report)) == report
+    assert sync_from_json(sync_to_json(SyncReport("kb"))) == SyncReport("kb")

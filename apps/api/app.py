@@ -96,7 +96,7 @@ def build_state(rag: RAG, cfg: ApiSettings) -> AppState:
     return AppState(rag=rag, settings=cfg, chat=ChatSettings(),
                     auth=Authenticator(store.ledger, enabled=cfg.auth),
                     limiter=RateLimiter(cfg.rate_per_s, cfg.burst), metrics=metrics, jobs=jobs,
-                    watches=FolderWatches(rag, cfg.watch_roots, jobs.writes))
+                    watches=FolderWatches(rag, cfg.watch_roots, jobs.writes, process=process))
 
 
 def error_response(status: int, type_: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:

@@ -1,4 +1,4 @@
-"""The server's ingestion process: uploads are chunked, embedded and written beside the server, not in it.
+"""The server's ingestion process: uploads and watched folders are chunked, embedded and written beside the server.
 
 An ingest in a thread of the server shares its interpreter lock with every search, and on 2 cores
 a search's p99 rose 5-9x while a 10k-chunk upload ran (`bench/ingest_beside_search.py`). In a
@@ -7,7 +7,8 @@ searches keep the interpreter and get the cores first, and the ingest still uses
 they leave. The process opens the same data home (the ledger and the index are built for
 several processes) and the server's searches pick its segments up when it publishes them.
 
-One long-lived process serves every job in turn, so the embedding model loads once. It is
+One long-lived process serves every job in turn (an upload's ingest, a watched folder's sync pass),
+so the embedding model loads once. It is
 started on the first upload, speaks length-prefixed JSON frames over stdin and a private copy
 of stdout (never pickle), dies with the server (`PR_SET_PDEATHSIG`), and is started again
 after it dies; the job it was running fails with a message, and the ledger keeps what was
@@ -24,6 +25,7 @@ import subprocess
 import sys
 import threading
 from collections import Counter
+from dataclasses import fields
 from pathlib import Path
 from typing import IO, Any
 
@@ -34,6 +36,8 @@ import rag_platform
 from rag.config import Settings
 from rag.errors import RagError
 from rag.report import FileResult, IngestReport
+from rag_platform.ingest.sources import FileItem
+from rag_platform.ingest.sync import SyncReport, sync_changed
 from rag_platform.ingest.worker import read_frame, write_frame
 
 log = logging.getLogger("rag.api.ingest")
@@ -64,6 +68,18 @@ def report_from_json(msg: dict[str, Any]) -> IngestReport:
                            "stage_seconds": Counter(msg["stage_seconds"])})
 
 
+def sync_to_json(report: SyncReport) -> dict[str, Any]:
+    out = {f.name: getattr(report, f.name) for f in fields(report)}
+    out["ingest"] = report_to_json(report.ingest) if report.ingest is not None else None
+    return out
+
+
+def sync_from_json(msg: dict[str, Any]) -> SyncReport:
+    return SyncReport(**{**msg, "moved": [tuple(m) for m in msg["moved"]],
+                         "failed": [tuple(f) for f in msg["failed"]],
+                         "ingest": report_from_json(msg["ingest"]) if msg["ingest"] is not None else None})
+
+
 class IngestProcess:
     """Runs `RAG.ingest` jobs in one child process at OS priority `nice`; one job at a time."""
 
@@ -91,25 +107,35 @@ class IngestProcess:
 
     def ingest(self, paths: list[Path], *, collection: str) -> IngestReport:
         """Ingest `paths` into `collection` in the child; its RagError comes back as one."""
+        answer = self._call({"collection": collection, "paths": [str(p) for p in paths]})
+        return report_from_json(answer["report"])
+
+    def sync(self, files: list[FileItem], roots: list[Path], collection: str) -> SyncReport:
+        """One watched-folder pass (`ingest.sync.sync_changed`) in the child."""
+        answer = self._call({"collection": collection, "sync": [[str(f.path), f.source] for f in files],
+                             "roots": [str(r) for r in roots]})
+        return sync_from_json(answer["sync"])
+
+    def _call(self, job: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
             if self._proc is None or self._proc.poll() is not None:
                 self._proc = self._start()
             proc = self._proc
             assert proc.stdin is not None and proc.stdout is not None
             try:
-                write_frame(proc.stdin, {"collection": collection, "paths": [str(p) for p in paths]})
+                write_frame(proc.stdin, job)
                 answer = read_frame(proc.stdout)
             except (BrokenPipeError, OSError, ValueError):
                 answer = None
             if answer is None:
                 code = proc.wait(timeout=30)
                 self._proc = None
-                raise RagError(f"the ingestion process ended (exit code {code}) while ingesting into "
-                               f"{collection!r}; documents committed before that are kept, and the next "
-                               f"upload starts a new process (see the server log)")
+                raise RagError(f"the ingestion process ended (exit code {code}) while writing into "
+                               f"{job['collection']!r}; documents committed before that are kept, and the "
+                               f"next job starts a new process (see the server log)")
         if "error" in answer:
             raise RagError(answer["error"])
-        return report_from_json(answer["report"])
+        return answer
 
     def close(self, timeout_s: float = 30.0) -> None:
         """Let the child finish its job and leave; killed after `timeout_s`."""
@@ -140,6 +166,11 @@ def serve(parent: int, inp: IO[bytes], out: IO[bytes]) -> None:
     rag = RAG.open(settings=Settings.model_validate(first["settings"]))
     while (job := read_frame(inp)) is not None:
         try:
+            if "sync" in job:
+                files = [FileItem(Path(p), src) for p, src in job["sync"]]
+                synced = sync_changed(rag, files, [Path(r) for r in job["roots"]], collection=job["collection"])
+                write_frame(out, {"sync": sync_to_json(synced)})
+                continue
             report = rag.ingest([Path(p) for p in job["paths"]], collection=job["collection"])
             write_frame(out, {"report": report_to_json(report)})
         except RagError as e:

@@ -70,8 +70,10 @@ class Watch:
 class FolderWatches:
     """The registered folders of one app; `start()` and `shutdown()` follow its lifespan."""
 
-    def __init__(self, rag: Any, roots: list[Path], guard: threading.Lock, *, settle_s: float = 1.0) -> None:
+    def __init__(self, rag: Any, roots: list[Path], guard: threading.Lock, *, settle_s: float = 1.0,
+                 process: Any = None) -> None:
         self.rag, self.guard, self.settle_s = rag, guard, settle_s
+        self.process = process  # the server's IngestProcess: sync passes run there (None: in the watch's thread)
         self.roots = [Path(r).expanduser().resolve() for r in roots]
         self.home = Path(rag.settings.home).resolve()
         self.file = self.home / "watches.json"
@@ -183,7 +185,8 @@ class FolderWatches:
             try:
                 self.rag.store.collection(watch.collection)  # deleted meanwhile: do not recreate it
                 watch_folders(self.rag, [watch.path], collection=watch.collection, glob=watch.glob,
-                              stop=watch.stop, on_sync=on_sync, settle_s=self.settle_s, guard=self.guard)
+                              stop=watch.stop, on_sync=on_sync, settle_s=self.settle_s, guard=self.guard,
+                              sync=self.process.sync if self.process is not None else None)
                 watch.state = "stopped"
             except Exception as exc:  # noqa: BLE001 - the listing reports it; the app keeps serving
                 log.exception("watching %s for %r failed", watch.path, watch.collection)
