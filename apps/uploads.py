@@ -43,6 +43,8 @@ class ApiSettings(BaseSettings):
                                  "embedder object rather than settings always uses the thread.")
     ingest_nice: int = Field(10, ge=0, le=19, description="OS priority (nice) of that process: it gets the "
                              "cores the searches leave.")
+    ingest_idle_s: float = Field(300.0, ge=0, description="That process leaves after this many seconds without a "
+                                 "job, returning its memory (a second copy of the embedding model); 0 keeps it.")
     watch_roots: list[Path] = Field(default_factory=list, description="Folders under which a watched folder "
                                     "may be registered (POST /v1/collections/{c}/watches); none refuses all.")
 

@@ -131,3 +131,25 @@ def test_sync_reports_cross_the_pipe_unchanged() -> None:
                         seconds=0.5, ingest=IngestReport(collection="kb", run_id=2, chunks_added=4))
     assert sync_from_json(sync_to_json(report)) == report
     assert sync_from_json(sync_to_json(SyncReport("kb"))) == SyncReport("kb")
+
+
+def test_an_idle_ingestion_process_leaves_and_the_next_job_starts_another(tmp_path: Path) -> None:
+    rag = RAG.open(settings=Settings(home=tmp_path / "home"))
+    app = create_app(rag=rag, api_settings=ApiSettings(auth=False, ingest_idle_s=1.0))
+    with TestClient(app) as client:
+        assert client.post("/v1/collections", json={"name": "kb"}).status_code in (200, 201)
+        assert _upload(client, "ferns.md", FERNS)["status"] == "done"
+        process = app.state.jobs.process
+        first = process.pid
+        assert first is not None
+        def gone() -> bool:  # left and reaped: its pid no longer names a process
+            try:
+                os.kill(first, 0)
+            except ProcessLookupError:
+                return True
+            return False
+
+        _until(lambda: process.pid is None and gone(), "the idle process to leave", timeout_s=30)
+        assert _upload(client, "tides.md", TIDES)["status"] == "done"
+        assert process.pid not in (None, first)
+        assert _sources(client, "how do ferns reproduce")[0].endswith("ferns.md")

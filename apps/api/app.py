@@ -90,7 +90,7 @@ def build_state(rag: RAG, cfg: ApiSettings) -> AppState:
     metrics = ApiMetrics()
     process = None
     if cfg.ingest_process and rag.embedder_from_settings:  # a child can build the same embedder from settings
-        process = IngestProcess(rag.settings, nice=cfg.ingest_nice)
+        process = IngestProcess(rag.settings, nice=cfg.ingest_nice, idle_s=cfg.ingest_idle_s)
     jobs = JobRunner(rag, on_report=metrics.observe_ingest, process=process)
     store = rag.store  # opened now: keys are checked in its ledger
     return AppState(rag=rag, settings=cfg, chat=ChatSettings(),

@@ -1,16 +1,17 @@
 """The server's ingestion process: uploads and watched folders are chunked, embedded and written beside the server.
 
 An ingest in a thread of the server shares its interpreter lock with every search, and on 2 cores
-a search's p99 rose 5-9x while a 10k-chunk upload ran (`bench/ingest_beside_search.py`). In a
-second process at a lower OS priority (`RAG_API__INGEST_NICE`, default 10) it was 2.2x: the
+a search's p99 rose 5-6x while a 10k-chunk upload ran (`bench/ingest_beside_search.py`). In a
+second process at a lower OS priority (`RAG_API__INGEST_NICE`, default 10) it was 1.6-2.1x: the
 searches keep the interpreter and get the cores first, and the ingest still uses every cycle
 they leave. The process opens the same data home (the ledger and the index are built for
 several processes) and the server's searches pick its segments up when it publishes them.
 
-One long-lived process serves every job in turn (an upload's ingest, a watched folder's sync pass),
-so the embedding model loads once. It is
-started on the first upload, speaks length-prefixed JSON frames over stdin and a private copy
-of stdout (never pickle), dies with the server (`PR_SET_PDEATHSIG`), and is started again
+One long-lived process serves every job in turn (an upload's ingest, a watched folder's sync
+pass), so the embedding model loads once. It starts with the first job and leaves after
+`RAG_API__INGEST_IDLE_S` without one (it holds a second copy of the model: about 470 MB RSS
+beside a 500 MB server here). It speaks length-prefixed JSON frames over stdin and a private
+copy of stdout (never pickle), dies with the server (`PR_SET_PDEATHSIG`), and is started again
 after it dies; the job it was running fails with a message, and the ledger keeps what was
 committed before. The settings travel in the first frame, secrets included: a pipe between
 the two processes, never a command line or a log.
@@ -83,11 +84,13 @@ def sync_from_json(msg: dict[str, Any]) -> SyncReport:
 class IngestProcess:
     """Runs `RAG.ingest` jobs in one child process at OS priority `nice`; one job at a time."""
 
-    def __init__(self, settings: Settings, *, nice: int = 10) -> None:
+    def __init__(self, settings: Settings, *, nice: int = 10, idle_s: float = 300.0) -> None:
         self.settings = settings
         self.nice = nice
+        self.idle_s = idle_s  # the child leaves after this long without a job (0: it stays)
         self._proc: subprocess.Popen[bytes] | None = None
         self._lock = threading.Lock()
+        self._idle: threading.Timer | None = None
 
     @property
     def pid(self) -> int | None:
@@ -118,6 +121,8 @@ class IngestProcess:
 
     def _call(self, job: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
+            if self._idle is not None:
+                self._idle.cancel()
             if self._proc is None or self._proc.poll() is not None:
                 self._proc = self._start()
             proc = self._proc
@@ -133,25 +138,43 @@ class IngestProcess:
                 raise RagError(f"the ingestion process ended (exit code {code}) while writing into "
                                f"{job['collection']!r}; documents committed before that are kept, and the "
                                f"next job starts a new process (see the server log)")
+            if self.idle_s > 0:  # its memory (a second copy of the model) goes back while nobody uploads
+                self._idle = threading.Timer(self.idle_s, self._retire, args=(proc,))
+                self._idle.daemon = True
+                self._idle.start()
         if "error" in answer:
             raise RagError(answer["error"])
         return answer
+
+    def _retire(self, proc: subprocess.Popen[bytes]) -> None:
+        """The idle timer: close the child if it is still the one that went idle (no job came since)."""
+        with self._lock:
+            if self._proc is not proc:
+                return
+            self._proc = None
+        _end(proc, 30.0)
 
     def close(self, timeout_s: float = 30.0) -> None:
         """Let the child finish its job and leave; killed after `timeout_s`."""
         with self._lock:
             proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        if proc.stdin is not None:
-            proc.stdin.close()
-        try:
-            proc.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        if proc.stdout is not None:
-            proc.stdout.close()
+            if self._idle is not None:
+                self._idle.cancel()
+        if proc is not None:
+            _end(proc, timeout_s)
+
+
+def _end(proc: subprocess.Popen[bytes], timeout_s: float) -> None:
+    """Close the child's stdin (it leaves after its job) and wait; kill it after `timeout_s`."""
+    if proc.stdin is not None:
+        proc.stdin.close()
+    try:
+        proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    if proc.stdout is not None:
+        proc.stdout.close()
 
 
 def serve(parent: int, inp: IO[bytes], out: IO[bytes]) -> None:
