@@ -96,8 +96,8 @@ def date_ids(s: Session, collection_id: int, after: datetime | None, before: dat
     parts = [month_ids(s, collection_id, first, stop)] if after is None or first is not None else []
     edges: list[tuple[datetime | None, datetime | None]] = []
     if after is not None:  # [after, the end of its month]
-        end = first - timedelta(microseconds=1) if first is not None else None
-        edges.append((after, before if end is None else end if before is None else min(end, before)))
+        hi = first - timedelta(microseconds=1) if first is not None else before
+        edges.append((after, min(hi, before) if hi is not None and before is not None else hi))
     if stop is not None:  # [the start of before's month, before]
         edges.append((stop if after is None else max(stop, after), before))
     for lo, hi in dict.fromkeys(edges):
