@@ -190,6 +190,6 @@ def change(s: Session, collection_id: int, added: Iterable[tuple[str, int]] = ()
 
 
 def count_rows(s: Session, collection_id: int) -> int:
-    """Rows held for a collection (tests and `rag stats`)."""
+    """Rows held for a collection (what the tests check after a collection is deleted)."""
     return int(s.scalar(select(func.count()).select_from(FieldBits).where(
         FieldBits.collection_id == collection_id)) or 0)
