@@ -164,6 +164,21 @@ def test_another_stores_merge_loads_in_the_background(tmp_path: Path, embedder: 
     assert reader.store.index("c").revision == writer.store.index("c").revision
 
 
+def test_a_collection_made_again_under_its_name_is_never_taken_for_a_merge(tmp_path: Path, embedder: object) -> None:
+    """Another store deletes the collection and makes a new one of the same name up to the same ledger revision:
+    the reader's next search sees the new documents, not the snapshot it held."""
+    writer = open_rag(tmp_path / "h", embedder, batch=2)
+    reader = open_rag(tmp_path / "h", embedder, batch=2)
+    writer.ingest_texts([doc(0)], collection="c")
+    held = reader.store.index("c")
+    assert {source for source, _start, _score in top(reader, TOPICS[0], "bm25", k=5)} == {"d00"}
+    writer.store.delete_collection("c")
+    writer.ingest_texts([doc(5)], collection="c")
+    assert writer.store.index("c").revision == held.revision  # same revision number, another collection
+    assert reader.store.index("c") is not held
+    assert {source for source, _start, _score in top(reader, TOPICS[5], "bm25", k=5)} == {"d05"}
+
+
 def test_a_kept_filter_follows_writes_from_any_store(tmp_path: Path, embedder: object) -> None:
     """The allowed-id set kept per filter is dropped when the ledger moves, whichever store wrote."""
     reader = open_rag(tmp_path / "h", embedder, batch=2)

@@ -80,6 +80,14 @@ def name_revision(name: str) -> int:
     return int(name.split("-")[1])
 
 
+def read_named(root: Path, name: str) -> dict[str, Any] | None:
+    """The manifest of snapshot `name`, or None when it is gone (collected) or unreadable."""
+    try:
+        return dict(json.loads((root / name).read_text()))
+    except (OSError, ValueError):
+        return None
+
+
 def read_manifest(root: Path) -> dict[str, Any] | None:
     for _ in range(5):  # CURRENT may move on between reading it and reading its file
         name = current_name(root)

@@ -82,9 +82,10 @@ class LiveIndex:
             busy = self._publishing.get(name, 0) > 0
         if held is not None and (held.name == current or (busy and not publishing)):
             return held
-        if held is not None and not publishing and current is not None and idx.name_revision(current) == held.revision:
-            # A merge (this process's or another's) republished the same ledger state: what is held gives
-            # the same hits, so the merged segments load in the background, not in this request.
+        if held is not None and not publishing and current is not None and idx.name_revision(current) == held.revision \
+                and same_collection(idx.read_named(root, current), held.manifest):
+            # A merge (this process's or another's) republished the same ledger state of the same collection:
+            # what is held gives the same hits, so the merged segments load in the background, not here.
             self.background(name, "refresh", lambda: _loaded(self.load(name, publishing=True)))
             return held
         snap = idx.load_current(root, self.cache, self.cfg, embedder_id=self.store.embedder_id,
@@ -228,7 +229,10 @@ class LiveIndex:
 
     def manifest(self, name: str, coll: Any) -> dict[str, Any]:
         cfg = self.cfg
-        return {"collection": name, "embedder_id": self.store.embedder_id, "dim": self.store.dim,
+        created = getattr(coll, "created_at", None)
+        return {"collection": name, "collection_id": int(coll.id),  # with its creation time: which collection
+                "collection_created": created.isoformat() if created is not None else None,  # of this name it is
+                "embedder_id": self.store.embedder_id, "dim": self.store.dim,
                 "chunking_hash": self.store.settings.chunking.config_hash(self.store.embedder_id),
                 "dense": {"kind": cfg.dense, "hnsw_m": cfg.hnsw_m, "ef_search": cfg.hnsw_ef_search,
                           "hnsw_min_rows": cfg.hnsw_min_rows},
@@ -319,6 +323,12 @@ def _logged(fn: Callable[[], None], what: str) -> None:
         fn()
     except Exception:  # a background merge must never take the process down; the next one retries
         log.exception("background %s failed", what)
+
+
+def same_collection(a: dict[str, Any] | None, b: dict[str, Any]) -> bool:
+    """Two manifests of one collection (not one deleted and another made under its name since)."""
+    keys = ("collection_id", "collection_created")
+    return a is not None and all(a.get(k) is not None and a.get(k) == b.get(k) for k in keys)
 
 
 def _loaded(_snap: idx.Snapshot | None) -> None:
