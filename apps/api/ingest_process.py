@@ -57,11 +57,8 @@ def settings_frame(settings: Settings) -> dict[str, Any]:
 
 
 def report_to_json(report: IngestReport) -> dict[str, Any]:
-    return {"collection": report.collection, "run_id": report.run_id,
-            "files": [vars(f) for f in report.files], "stage_seconds": dict(report.stage_seconds),
-            "chunks_added": report.chunks_added, "tokens_embedded": report.tokens_embedded,
-            "texts_embedded": report.texts_embedded, "index_rebuilt": report.index_rebuilt,
-            "seconds": report.seconds, "missing": list(report.missing)}
+    out = {f.name: getattr(report, f.name) for f in fields(report)}
+    return {**out, "files": [vars(f) for f in report.files], "stage_seconds": dict(report.stage_seconds)}
 
 
 def report_from_json(msg: dict[str, Any]) -> IngestReport:
@@ -204,7 +201,8 @@ def serve(parent: int, inp: IO[bytes], out: IO[bytes]) -> None:
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="ingest process: %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
+                        format="ingest process: %(levelname)s %(name)s: %(message)s")
     out = os.fdopen(os.dup(1), "wb")  # the frames' channel: a library printing to stdout cannot corrupt it
     os.dup2(2, 1)
     serve(int(sys.argv[1]), sys.stdin.buffer, out)

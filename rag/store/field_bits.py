@@ -10,7 +10,8 @@ KiB, and numpy turns them into ids.
 
 Table `field_bits` (collection_id, field, block, bits), WITHOUT ROWID; `field` is the filter value
 (`tag_field`, `media_field`, `meta_field`) or the month of the document's date (`date_field`): a date
-range reads its whole months as one key range and asks SQL only about its two partial months. Only ok documents are in it: the embedded store adds a
+range reads its whole months as one key range and asks SQL only about its two partial months. Only
+ok documents are in it: the embedded store adds a
 document's fields in the transaction that inserts it and removes them in the one that deletes it
 (`rag.store.local`), and a collection's rows go with it (ON DELETE CASCADE). Migration 0009 fills
 it for homes written before. PostgreSQL keeps its own filter plan (`rag.store.pg_filters`).
@@ -36,7 +37,6 @@ BLOCK_SHIFT = 16
 BLOCK = 1 << BLOCK_SHIFT
 DENSE_BYTES = BLOCK // 8  # a full block's bitmap; an array block is always shorter (at most SPARSE_MAX ids)
 SPARSE_MAX = 4095
-
 
 
 def tag_field(tag: str) -> str:
@@ -96,21 +96,7 @@ def encode(offsets: np.ndarray) -> bytes:
         return np.asarray(offsets, "<u2").tobytes()
     bits = np.zeros(BLOCK, dtype=bool)
     bits[offsets] = True
-    return _packed(bits)
-
-
-def _packed(mask: np.ndarray) -> bytes:
-    return np.packbits(mask, bitorder="little").tobytes()
-
-
-def _mask(blob: bytes) -> np.ndarray:
-    """A block as 65,536 booleans (the form a change is applied in)."""
-    raw = np.frombuffer(blob, dtype=np.uint8)
-    if len(raw) == DENSE_BYTES:
-        return np.unpackbits(raw, bitorder="little").astype(bool)
-    mask = np.zeros(BLOCK, dtype=bool)
-    mask[np.frombuffer(blob, dtype="<u2")] = True
-    return mask
+    return np.packbits(bits, bitorder="little").tobytes()
 
 
 def decode(blob: bytes) -> np.ndarray:
@@ -123,12 +109,8 @@ def decode(blob: bytes) -> np.ndarray:
 
 def field_ids(s: Session, collection_id: int, fields: Sequence[str]) -> np.ndarray:
     """Sorted ids of the ok documents found under any of `fields` (a union: tags or media types OR'ed)."""
-    rows = s.execute(select(FieldBits.block, FieldBits.bits).where(
-        FieldBits.collection_id == collection_id, FieldBits.field.in_(list(fields)))).all()
-    parts = [decode(bits) + (int(block) << BLOCK_SHIFT) for block, bits in rows]
-    if not parts:
-        return np.zeros(0, np.int64)
-    return sorted_unique(np.concatenate(parts))  # one field's blocks come in key order: already sorted
+    return _ids(s.execute(select(FieldBits.block, FieldBits.bits).where(
+        FieldBits.collection_id == collection_id, FieldBits.field.in_(list(fields)))).all())
 
 
 def month_ids(s: Session, collection_id: int, first: datetime | None, stop: datetime | None) -> np.ndarray:
@@ -138,8 +120,12 @@ def month_ids(s: Session, collection_id: int, first: datetime | None, stop: date
     hi = date_field(stop) if stop is not None else "d\x20"
     if lo >= hi:
         return np.zeros(0, np.int64)
-    rows = s.execute(select(FieldBits.block, FieldBits.bits).where(
-        FieldBits.collection_id == collection_id, FieldBits.field >= lo, FieldBits.field < hi)).all()
+    return _ids(s.execute(select(FieldBits.block, FieldBits.bits).where(
+        FieldBits.collection_id == collection_id, FieldBits.field >= lo, FieldBits.field < hi)).all())
+
+
+def _ids(rows: Sequence[Any]) -> np.ndarray:
+    """(block, bits) rows as sorted, distinct document ids (one field's blocks come in key order: sorted)."""
     if not rows:
         return np.zeros(0, np.int64)
     return sorted_unique(np.concatenate([decode(bits) + (int(block) << BLOCK_SHIFT) for block, bits in rows]))
@@ -167,17 +153,14 @@ def change(s: Session, collection_id: int, added: Iterable[tuple[str, int]] = ()
     empties: list[tuple[str, int]] = []
     for key in keys:
         old = have.get(key)
-        if old is None and key not in minus:  # a new block: its offsets as they are
-            cur = np.unique(np.asarray(plus[key], np.int64))
-            upserts.append({"collection_id": collection_id, "field": key[0], "block": key[1], "bits": encode(cur)})
-            continue
-        mask = _mask(old) if old is not None else np.zeros(BLOCK, dtype=bool)
+        mask = np.zeros(BLOCK, dtype=bool)
+        if old is not None:
+            mask[decode(old)] = True
         mask[minus.get(key, [])] = False  # first: a deleted document's id may come back for a new one
         mask[plus.get(key, [])] = True
-        n_set = int(np.count_nonzero(mask))
-        if n_set:
-            bits = np.flatnonzero(mask).astype("<u2").tobytes() if n_set <= SPARSE_MAX else _packed(mask)
-            upserts.append({"collection_id": collection_id, "field": key[0], "block": key[1], "bits": bits})
+        cur = np.flatnonzero(mask)
+        if len(cur):
+            upserts.append({"collection_id": collection_id, "field": key[0], "block": key[1], "bits": encode(cur)})
         elif old is not None:
             empties.append(key)
     if upserts:

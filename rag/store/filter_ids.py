@@ -30,12 +30,7 @@ from rag.store.allowed import intersect_sorted, sorted_unique
 from rag.store.doc_fields import as_utc
 from rag.store.field_bits import field_ids, media_field, meta_field, month_ids, month_start, next_month, tag_field
 from rag.store.ledger import Document
-from rag.store.local_filters import (
-    dates_query,
-    field_queries,
-    id_list,
-    nan_filter,
-)
+from rag.store.local_filters import dates_query, field_queries, id_list, nan_filter
 
 IN_LIST_MAX = 4096  # ids per IN list (SQLite allows 32766 bound values since 3.32)
 LOOKUP_MAX = 4096  # a field giving at most this many documents drives: the others are asked about them only

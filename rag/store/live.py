@@ -82,11 +82,13 @@ class LiveIndex:
             busy = self._publishing.get(name, 0) > 0
         if held is not None and (held.name == current or (busy and not publishing)):
             return held
-        if held is not None and not publishing and current is not None and idx.name_revision(current) == held.revision \
-                and same_collection(idx.read_named(root, current), held.manifest):
+        if held is not None and current is not None and not publishing and republished(root, current, held):
             # A merge (this process's or another's) republished the same ledger state of the same collection:
             # what is held gives the same hits, so the merged segments load in the background, not here.
-            self.background(name, "refresh", lambda: _loaded(self.load(name, publishing=True)))
+            def refresh() -> None:
+                self.load(name, publishing=True)
+
+            self.background(name, "refresh", refresh)
             return held
         snap = idx.load_current(root, self.cache, self.cfg, embedder_id=self.store.embedder_id,
                                 dim=self.store.dim, collection=name)
@@ -325,14 +327,14 @@ def _logged(fn: Callable[[], None], what: str) -> None:
         log.exception("background %s failed", what)
 
 
-def same_collection(a: dict[str, Any] | None, b: dict[str, Any]) -> bool:
-    """Two manifests of one collection (not one deleted and another made under its name since)."""
+def republished(root: Path, current: str, held: idx.Snapshot) -> bool:
+    """Whether snapshot `current` holds `held`'s ledger revision of the same collection (not one deleted and
+    made again under its name since): a merge or a rebuild, whose hits are `held`'s."""
+    if idx.name_revision(current) != held.revision:
+        return False
+    got = idx.read_named(root, current)
     keys = ("collection_id", "collection_created")
-    return a is not None and all(a.get(k) is not None and a.get(k) == b.get(k) for k in keys)
-
-
-def _loaded(_snap: idx.Snapshot | None) -> None:
-    """A background refresh's result is kept by `load` itself."""
+    return got is not None and all(got.get(k) is not None and got.get(k) == held.manifest.get(k) for k in keys)
 
 
 def _never(name: str) -> idx.Snapshot:

@@ -152,9 +152,9 @@ class LocalStore(SqlReads):
             meta_rows = [r for doc in rows for r in metadata_rows(doc.id, coll.id, doc.metadata_)]
             if meta_rows:
                 s.execute(insert(DocumentMeta), meta_rows)
-            field_bits.change(s, coll.id, added=[(f, doc.id) for doc in rows
-                                                  for f in document_fields(doc.metadata_, doc.media_type, doc.updated_at)],
-                              removed=unbits)
+            added = [(f, doc.id) for doc in rows for f in document_fields(doc.metadata_, doc.media_type,
+                                                                                      doc.updated_at)]
+            field_bits.change(s, coll.id, added=added, removed=unbits)
             header = self.settings.chunking.context_header
             chunk_rows = [{"document_id": doc.id, "collection_id": coll.id, "ordinal": c.ordinal, "text": c.text,
                            "text_hash": text_hash(index_text(d.title, c.heading_path, c.text, header=header)),

@@ -145,17 +145,12 @@ def _in_range(col: Any, after: datetime | None, before: datetime | None) -> list
     return ([col >= as_utc(after)] if after else []) + ([col <= as_utc(before)] if before else [])
 
 
-def _dates(collection_id: int, after: datetime | None, before: datetime | None) -> Select[Any]:
+def dates_query(collection_id: int, after: datetime | None, before: datetime | None) -> Select[Any]:
     """`modified_at` in range, or no `modified_at` and `updated_at` in range: two disjoint ranges on one index."""
     both = union_all(_documents(collection_id, *_in_range(Document.modified_at, after, before)),
                      _documents(collection_id, Document.modified_at.is_(None),
                                 *_in_range(Document.updated_at, after, before))).subquery()
     return select(both.c[0])
-
-
-def dates_query(collection_id: int, after: datetime | None, before: datetime | None) -> Select[Any]:
-    """The ok documents whose date is in [after, before] (either bound may be None)."""
-    return _dates(collection_id, after, before)
 
 
 def _metadata(collection_id: int, key: str, value: Any) -> tuple[Select[Any], bool]:
@@ -187,7 +182,7 @@ def _parts(collection_id: int, filters: Filters, sqlite: bool) -> tuple[list[Sel
         parts.append(part)
         python = python or check
     if filters.modified_after or filters.modified_before:
-        parts.append(_dates(collection_id, filters.modified_after, filters.modified_before))
+        parts.append(dates_query(collection_id, filters.modified_after, filters.modified_before))
     if filters.document_ids:
         parts.append(_within(collection_id, filters.document_ids, sqlite=sqlite))
     if not parts:

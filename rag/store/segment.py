@@ -232,5 +232,6 @@ def load(folder: Path) -> Segment:
         faiss_index = faiss.read_index(str(folder / "dense.faiss"))
     return Segment(folder.name, arr("ids.npy"), arr("vectors.npy", mmap=True),
                    json.loads((folder / "terms.json").read_text()), arr("post_indptr.npy"),
-                   arr("post_rows.npy", mmap=True), arr("post_tf.npy", mmap=True), arr("doclen.npy"), meta["dense"], faiss_index,
+                   arr("post_rows.npy", mmap=True), arr("post_tf.npy", mmap=True), arr("doclen.npy"), meta["dense"],
+                   faiss_index,
                    docs=arr("docs.npy") if (folder / "docs.npy").exists() else None)
